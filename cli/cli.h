@@ -15,6 +15,11 @@ int cmd_tokenize(int argc, char **argv);
 int cmd_data(int argc, char **argv);
 int cmd_version(int argc, char **argv);
 
+/* aha bench <name>: one file each, cli/bench_<name>.c */
+int bench_train(int argc, char **argv);
+int bench_rollout(int argc, char **argv);
+int bench_reward(int argc, char **argv);
+
 /* True when argv holds -h or --help. */
 int cli_wants_help(int argc, char **argv);
 /* Prints "aha <command>: error: <libaha's recorded message>" to stderr; returns 1. */
