@@ -1,0 +1,209 @@
+/* The run store: round trip, one transaction per step under crashes, resume truncation,
+ * bad use and bad files. */
+#include <math.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "aha/error.h"
+#include "aha/runstore.h"
+#include "rl/rl_store_fixture.h"
+#include "rl/rl_test.h"
+
+static double query_double(AhaRunStore *s, const char *sql) {
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(aha_runstore_db(s), sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    double v = sqlite3_column_type(st, 0) == SQLITE_NULL ? NAN : sqlite3_column_double(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+static char *store_path(const char *dir) {
+    char *p = aha_runstore_path(dir);
+    assert_non_null(p);
+    return p;
+}
+
+static void test_round_trip(void **state) {
+    (void)state;
+    char *dir = fixture_tmpdir();
+    char *path = store_path(dir);
+    assert_non_null(strstr(path, "/run.db"));
+    AhaRunStore *s = aha_runstore_open(path);
+    assert_non_null(s);
+    assert_int_equal(aha_runstore_set_run(s, "run:\n  seed: 7\n", 7, "0.1.0"), 0);
+    int last = 99;
+    assert_int_equal(aha_runstore_last_step(s, &last), 0);
+    assert_int_equal(last, -1);
+    for (int step = 0; step < 3; step++) assert_int_equal(fixture_write_step(s, step, 0), 0);
+    assert_int_equal(aha_runstore_last_step(s, &last), 0);
+    assert_int_equal(last, 2);
+    aha_runstore_close(s);
+
+    s = aha_runstore_open_readonly(path);
+    assert_non_null(s);
+    assert_near(query_double(s, "SELECT count(*) FROM rollouts"), 3 * FIXTURE_PROMPTS * FIXTURE_GROUP, 0);
+    assert_near(query_double(s, "SELECT count(*) FROM rewards"), 3 * FIXTURE_PROMPTS * FIXTURE_GROUP * 2, 0);
+    assert_near(query_double(s, "SELECT count(*) FROM rewards WHERE score IS NULL"), 3 * FIXTURE_PROMPTS, 0);
+    assert_near(query_double(s, "SELECT count(*) FROM steps WHERE kl IS NOT NULL"), 3, 0);
+    assert_true(isnan(query_double(s, "SELECT ratio_min FROM steps WHERE step = 1"))); /* NaN -> NULL */
+    assert_near(query_double(s, "SELECT entropy FROM steps WHERE step = 2"), 1.8, 1e-12);
+    assert_near(query_double(s, "SELECT count(*) FROM evals"), 1, 0);
+    assert_near(query_double(s, "SELECT count(DISTINCT prompt_id) FROM rollouts"), 6, 0);
+    assert_near(query_double(s, "SELECT count(*) FROM rollouts_v WHERE prompt LIKE 'What is 12 + 12%' AND gold = '24'"),
+                3 * FIXTURE_GROUP, 0);
+    assert_near(query_double(s, "SELECT seed FROM run"), 7, 0);
+    /* the indexes the inspect questions rely on are used */
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(aha_runstore_db(s),
+                                        "EXPLAIN QUERY PLAN SELECT * FROM rollouts WHERE step = 1 ORDER BY reward DESC LIMIT 3",
+                                        -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_non_null(strstr((const char *)sqlite3_column_text(st, 3), "rollouts_by_step_reward"));
+    sqlite3_finalize(st);
+    aha_runstore_close(s);
+
+    /* reopening for writing (resume) keeps everything and records the resume */
+    s = aha_runstore_open(path);
+    assert_non_null(s);
+    assert_int_equal(aha_runstore_set_run(s, "ignored", 7, "0.1.0"), 0);
+    assert_near(query_double(s, "SELECT from_step FROM resumes"), 2, 0);
+    assert_int_equal(aha_runstore_truncate_after(s, 0), 0);
+    assert_int_equal(aha_runstore_last_step(s, &last), 0);
+    assert_int_equal(last, 0);
+    assert_near(query_double(s, "SELECT count(*) FROM rollouts"), FIXTURE_PROMPTS * FIXTURE_GROUP, 0);
+    assert_near(query_double(s, "SELECT count(*) FROM rewards"), FIXTURE_PROMPTS * FIXTURE_GROUP * 2, 0);
+    assert_near(query_double(s, "SELECT count(*) FROM evals"), 0, 0);
+    assert_int_equal(fixture_write_step(s, 1, 0), 0); /* the redone step fits again */
+    aha_runstore_close(s);
+    free(path);
+    fixture_rm_rf(dir);
+    free(dir);
+}
+
+/* A child writes half a step and dies (exit without commit, then SIGKILL while writing):
+ * the store holds the complete steps before it and nothing of the half step. */
+static void test_crash_mid_step_leaves_no_half_step(void **state) {
+    (void)state;
+    char *dir = fixture_tmpdir();
+    char *path = store_path(dir);
+    AhaRunStore *s = aha_runstore_open(path);
+    assert_non_null(s);
+    assert_int_equal(aha_runstore_set_run(s, "x: 1\n", 1, "0.1.0"), 0);
+    assert_int_equal(fixture_write_step(s, 0, 0), 0);
+    aha_runstore_close(s);
+
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        AhaRunStore *c = aha_runstore_open(path);
+        if (!c || fixture_write_step(c, 1, 5) != 1) _exit(3);
+        _exit(0); /* dies holding an open transaction with 5 rollouts */
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(fds[0]);
+        AhaRunStore *c = aha_runstore_open(path);
+        if (!c) _exit(3);
+        aha_runstore_begin_step(c, 1);
+        for (int i = 0;; i++) { /* keeps writing until killed */
+            static const char *const names[] = {"math"};
+            double score = 1.0;
+            AhaRolloutRecord r = {.prompt_index = i, .sample_index = 0, .prompt_id = 1, .prompt = "p",
+                                  .completion = "c", .n_tokens = 1, .reward = 1, .advantage = 0,
+                                  .stop_reason = "eos", .mean_logprob = -1, .n_components = 1,
+                                  .component_names = names, .scores = &score};
+            if (aha_runstore_add_rollout(c, &r) != 0) _exit(4);
+            if (i == 200 && write(fds[1], "x", 1) != 1) _exit(5);
+        }
+    }
+    close(fds[1]);
+    char byte;
+    assert_int_equal(read(fds[0], &byte, 1), 1);
+    close(fds[0]);
+    kill(pid, SIGKILL);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status));
+
+    s = aha_runstore_open(path);
+    assert_non_null(s);
+    assert_near(query_double(s, "SELECT count(*) FROM rollouts WHERE step = 1"), 0, 0);
+    assert_near(query_double(s, "SELECT count(*) FROM rollouts"), FIXTURE_PROMPTS * FIXTURE_GROUP, 0);
+    assert_near(query_double(s, "SELECT count(*) FROM rewards"), FIXTURE_PROMPTS * FIXTURE_GROUP * 2, 0);
+    assert_near(query_double(s, "SELECT count(*) FROM steps"), 1, 0);
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(aha_runstore_db(s), "PRAGMA integrity_check", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(st, 0), "ok");
+    sqlite3_finalize(st);
+    assert_int_equal(fixture_write_step(s, 1, 0), 0);
+    aha_runstore_close(s);
+    free(path);
+    fixture_rm_rf(dir);
+    free(dir);
+}
+
+static void test_bad_use_and_bad_files(void **state) {
+    (void)state;
+    char *dir = fixture_tmpdir();
+    char *path = store_path(dir);
+    assert_null(aha_runstore_open_readonly(path));
+    assert_non_null(strstr(aha_error_message(), "no run store here"));
+    AhaRunStore *s = aha_runstore_open(path);
+    assert_non_null(s);
+    AhaRolloutRecord r = {.prompt = "p", .completion = "c", .stop_reason = "eos"};
+    assert_int_equal(aha_runstore_add_rollout(s, &r), -1);
+    assert_non_null(strstr(aha_error_message(), "outside a step"));
+    assert_int_equal(aha_runstore_begin_step(s, 0), 0);
+    assert_int_equal(aha_runstore_begin_step(s, 1), -1);
+    assert_non_null(strstr(aha_error_message(), "step 1 begun while step 0 is still open"));
+    assert_int_equal(aha_runstore_add_rollout(s, &r), 0);
+    assert_int_equal(aha_runstore_add_rollout(s, &r), -1); /* same (step, prompt, sample) */
+    assert_non_null(strstr(aha_error_message(), "UNIQUE"));
+    aha_runstore_rollback(s);
+    AhaStepMetrics m;
+    aha_step_metrics_init(&m);
+    assert_int_equal(aha_runstore_commit_step(s, &m), -1);
+    aha_runstore_close(s);
+    /* a store without a run record, then a file that is not SQLite at all */
+    assert_null(aha_runstore_open_readonly(path));
+    assert_non_null(strstr(aha_error_message(), "not an aha run store"));
+    char junk[512];
+    snprintf(junk, sizeof junk, "%s/junk.db", dir);
+    FILE *f = fopen(junk, "w");
+    assert_non_null(f);
+    fputs("this is not a database, just text that is long enough to have a header\n", f);
+    fclose(f);
+    assert_null(aha_runstore_open_readonly(junk));
+    assert_non_null(strstr(aha_error_message(), "junk.db"));
+    assert_null(aha_runstore_open(junk));
+    assert_non_null(strstr(aha_error_message(), "junk.db"));
+    free(path);
+    fixture_rm_rf(dir);
+    free(dir);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_crash_mid_step_leaves_no_half_step),
+        cmocka_unit_test(test_bad_use_and_bad_files),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
