@@ -115,19 +115,25 @@ typedef struct AhaRolloutStats {
  * error recorded) to abort the run. */
 typedef int (*AhaGroupSink)(void *ctx, AhaRolloutGroup *group);
 
-/* Samples the whole request on the calling thread. The model must not change meanwhile.
- * Returns 0, or -1 on a bad request (message names the field or prompt), on allocation
- * failure, or when the sink failed. stats may be NULL. */
-int aha_rollout_run(const AhaModel *model, const AhaRolloutRequest *request,
+/* Checks a request against a model without sampling: the same checks aha_rollout_run and
+ * aha_rollout_start make first. The message names the field or the prompt. */
+int aha_rollout_check(const AhaModel *model, const AhaRolloutRequest *request,
+                      const AhaRolloutOptions *options);
+
+/* Samples the whole request on the calling thread. The sampler runs the model's decoding
+ * building blocks, which use the model's scratch memory: nothing else may use the model
+ * meanwhile, and its weights must not change. Returns 0, or -1 on a bad request, on
+ * allocation failure, or when the sink failed. options and stats may be NULL. */
+int aha_rollout_run(AhaModel *model, const AhaRolloutRequest *request,
                     const AhaRolloutOptions *options, AhaGroupSink sink, void *sink_ctx,
                     AhaRolloutStats *stats);
 
 /* The same on a sampler thread, handing groups over through a queue. The request and the
  * options are copied (the caller's arrays may go away); the model and the token_text
- * callback must stay valid and unchanged until aha_rollout_join. A bad request is reported
+ * callback must stay valid, and the model unused by anything else, until aha_rollout_join. A bad request is reported
  * here, before the thread starts. */
 typedef struct AhaRolloutWorker AhaRolloutWorker;
-AhaRolloutWorker *aha_rollout_start(const AhaModel *model, const AhaRolloutRequest *request,
+AhaRolloutWorker *aha_rollout_start(AhaModel *model, const AhaRolloutRequest *request,
                                     const AhaRolloutOptions *options);
 /* Blocks until the next finished group: returns 1 and sets *group (the caller owns it), 0
  * when every group has been delivered, or -1 when the sampler failed (its message is
