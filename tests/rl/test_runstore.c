@@ -199,11 +199,36 @@ static void test_bad_use_and_bad_files(void **state) {
     free(dir);
 }
 
+/* docs/run-store.md documents every step column, and nothing else as one. */
+static void test_every_column_is_documented(void **state) {
+    (void)state;
+    FILE *f = fopen("docs/run-store.md", "r");
+    assert_non_null(f);
+    static char doc[1 << 16];
+    size_t n = fread(doc, 1, sizeof doc - 1, f);
+    fclose(f);
+    doc[n] = '\0';
+    int count;
+    const AhaStepColumn *c = aha_step_columns(&count);
+    for (int i = 0; i < count; i++) {
+        char row[96];
+        snprintf(row, sizeof row, "\n| `%s` |", c[i].name);
+        if (!strstr(doc, row)) fail_msg("docs/run-store.md has no row for step column %s", c[i].name);
+    }
+    int rows = 0;
+    const char *section = strstr(doc, "### Step metrics");
+    assert_non_null(section);
+    const char *end = strstr(section, "\n## ");
+    for (const char *p = section; (p = strstr(p, "\n| `")) != NULL && p < end; p++) rows++;
+    assert_int_equal(rows, count);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_crash_mid_step_leaves_no_half_step),
         cmocka_unit_test(test_bad_use_and_bad_files),
+        cmocka_unit_test(test_every_column_is_documented),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
