@@ -1,0 +1,216 @@
+/* The CPU backend: OpenBLAS sgemm for the products, OpenMP across rows (or sequences and
+ * KV heads) for everything else. Row-wise kernels run the reference row code on each
+ * thread's share, so they give the reference's numbers exactly. */
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <string.h>
+
+#include "aha/kernels.h"
+
+static void matmul_forward(float *out, const float *in, const float *weight, const float *bias,
+                           int n, int in_dim, int out_dim) {
+    if (n <= 0) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out_dim, in_dim, 1.0f, in, in_dim,
+                weight, in_dim, 0.0f, out, out_dim);
+    if (bias) {
+#pragma omp parallel for schedule(static)
+        for (int t = 0; t < n; t++)
+            for (int o = 0; o < out_dim; o++) out[(size_t)t * out_dim + o] += bias[o];
+    }
+}
+
+static void matmul_backward(float *din, float *dweight, float *dbias, const float *dout,
+                            const float *in, const float *weight, int n, int in_dim, int out_dim) {
+    if (n <= 0) return;
+    if (din)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, in_dim, out_dim, 1.0f, dout,
+                    out_dim, weight, in_dim, 1.0f, din, in_dim);
+    if (dweight)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out_dim, in_dim, n, 1.0f, dout,
+                    out_dim, in, in_dim, 1.0f, dweight, in_dim);
+    if (dbias)
+        for (int t = 0; t < n; t++)
+            for (int o = 0; o < out_dim; o++) dbias[o] += dout[(size_t)t * out_dim + o];
+}
+
+static void rmsnorm_forward(float *out, float *rstd, const float *in, const float *weight, int n,
+                            int dim, float eps) {
+#pragma omp parallel for schedule(static)
+    for (int t = 0; t < n; t++)
+        aha_rmsnorm_forward_ref(out + (size_t)t * dim, rstd ? rstd + t : NULL, in + (size_t)t * dim,
+                                weight, 1, dim, eps);
+}
+
+static void rmsnorm_backward(float *din, float *dweight, const float *dout, const float *in,
+                             const float *weight, const float *rstd, int n, int dim) {
+    /* din rows are independent; dweight is summed over rows, so it stays serial */
+    if (din) {
+#pragma omp parallel for schedule(static)
+        for (int t = 0; t < n; t++)
+            aha_rmsnorm_backward_ref(din + (size_t)t * dim, NULL, dout + (size_t)t * dim,
+                                     in + (size_t)t * dim, weight, rstd + t, 1, dim);
+    }
+    if (dweight) aha_rmsnorm_backward_ref(NULL, dweight, dout, in, weight, rstd, n, dim);
+}
+
+static void rope_forward(float *x, const int *pos, int n, int heads, int head_dim, float theta) {
+#pragma omp parallel for schedule(static)
+    for (int t = 0; t < n; t++)
+        aha_rope_forward_ref(x + (size_t)t * heads * head_dim, pos + t, 1, heads, head_dim, theta);
+}
+
+static void rope_backward(float *dx, const int *pos, int n, int heads, int head_dim, float theta) {
+#pragma omp parallel for schedule(static)
+    for (int t = 0; t < n; t++)
+        aha_rope_backward_ref(dx + (size_t)t * heads * head_dim, pos + t, 1, heads, head_dim, theta);
+}
+
+static void attention_forward(float *out, float *probs, const float *q, const float *k,
+                              const float *v, const int *seq_start, int n_seqs, int heads,
+                              int kv_heads, int head_dim) {
+    int qd = heads * head_dim, kvd = kv_heads * head_dim;
+    for (int s = 0; s < n_seqs; s++) {
+        int start = seq_start[s], len = seq_start[s + 1] - start;
+        float *ps = probs + aha_attention_probs_offset(seq_start, s, heads);
+#pragma omp parallel for schedule(dynamic, 4)
+        for (int i = 0; i < len; i++) {
+            size_t t = (size_t)(start + i);
+            aha_attention_row_forward_ref(out + t * qd, ps + (size_t)heads * i * (i + 1) / 2,
+                                          q + t * qd, k + (size_t)start * kvd,
+                                          v + (size_t)start * kvd, i + 1, kvd, heads, kv_heads,
+                                          head_dim);
+        }
+    }
+}
+
+/* One task per (sequence, KV head): the query heads of a group write only their own dq rows
+ * and that KV head's dk/dv, so tasks never share an output. */
+static void attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *q,
+                               const float *k, const float *v, const float *probs,
+                               const int *seq_start, int n_seqs, int heads, int kv_heads,
+                               int head_dim) {
+    int qd = heads * head_dim, kvd = kv_heads * head_dim, group = heads / kv_heads;
+    float scale = 1.0f / sqrtf((float)head_dim);
+#pragma omp parallel for collapse(2) schedule(dynamic, 1)
+    for (int s = 0; s < n_seqs; s++) {
+        for (int kh = 0; kh < kv_heads; kh++) {
+            int start = seq_start[s], len = seq_start[s + 1] - start;
+            const float *ps = probs + aha_attention_probs_offset(seq_start, s, heads);
+            size_t kv_off = (size_t)kh * head_dim;
+            for (int i = 0; i < len; i++) {
+                size_t t = (size_t)(start + i);
+                for (int h = kh * group; h < (kh + 1) * group; h++) {
+                    const float *p = ps + (size_t)heads * i * (i + 1) / 2 + (size_t)h * (i + 1);
+                    const float *dy = dout + t * qd + (size_t)h * head_dim;
+                    const float *qh = q + t * qd + (size_t)h * head_dim;
+                    float *dqh = dq ? dq + t * qd + (size_t)h * head_dim : NULL;
+                    float rowdot = 0.0f;
+                    for (int j = 0; j <= i; j++) {
+                        const float *vj = v + (size_t)(start + j) * kvd + kv_off;
+                        float dp = 0.0f;
+                        for (int d = 0; d < head_dim; d++) dp += dy[d] * vj[d];
+                        rowdot += p[j] * dp;
+                    }
+                    for (int j = 0; j <= i; j++) {
+                        size_t row_j = (size_t)(start + j) * kvd + kv_off;
+                        const float *vj = v + row_j;
+                        const float *kj = k + row_j;
+                        float dp = 0.0f;
+                        for (int d = 0; d < head_dim; d++) dp += dy[d] * vj[d];
+                        float ds = p[j] * (dp - rowdot) * scale;
+                        if (dqh)
+                            for (int d = 0; d < head_dim; d++) dqh[d] += ds * kj[d];
+                        if (dk)
+                            for (int d = 0; d < head_dim; d++) dk[row_j + d] += ds * qh[d];
+                        if (dv)
+                            for (int d = 0; d < head_dim; d++) dv[row_j + d] += p[j] * dy[d];
+                    }
+                }
+            }
+        }
+    }
+}
+
+static void swiglu_forward(float *out, const float *gate, const float *up, size_t n) {
+    const size_t block = 4096;
+    size_t nblocks = (n + block - 1) / block;
+#pragma omp parallel for schedule(static)
+    for (size_t b = 0; b < nblocks; b++) {
+        size_t lo = b * block, cnt = n - lo < block ? n - lo : block;
+        aha_swiglu_forward_ref(out + lo, gate + lo, up + lo, cnt);
+    }
+}
+
+static void swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate,
+                            const float *up, size_t n) {
+    const size_t block = 4096;
+    size_t nblocks = (n + block - 1) / block;
+#pragma omp parallel for schedule(static)
+    for (size_t b = 0; b < nblocks; b++) {
+        size_t lo = b * block, cnt = n - lo < block ? n - lo : block;
+        aha_swiglu_backward_ref(dgate ? dgate + lo : NULL, dup ? dup + lo : NULL, dout + lo,
+                                gate + lo, up + lo, cnt);
+    }
+}
+
+static void logprob_forward(float *logprob, float *entropy, const float *logits,
+                            const int *targets, int n, int vocab, float temperature) {
+#pragma omp parallel for schedule(static)
+    for (int t = 0; t < n; t++)
+        aha_logprob_forward_ref(logprob + t, entropy ? entropy + t : NULL,
+                                logits + (size_t)t * vocab, targets + t, 1, vocab, temperature);
+}
+
+static void logprob_backward(float *dlogits, const float *dlogprob, const float *logits,
+                             const int *targets, int n, int vocab, float temperature) {
+#pragma omp parallel for schedule(static)
+    for (int t = 0; t < n; t++)
+        aha_logprob_backward_ref(dlogits + (size_t)t * vocab, dlogprob + t,
+                                 logits + (size_t)t * vocab, targets + t, 1, vocab, temperature);
+}
+
+static const AhaKernels cpu_kernels = {
+    .name = "cpu",
+    .matmul_forward = matmul_forward,
+    .matmul_backward = matmul_backward,
+    .rmsnorm_forward = rmsnorm_forward,
+    .rmsnorm_backward = rmsnorm_backward,
+    .rope_forward = rope_forward,
+    .rope_backward = rope_backward,
+    .attention_row_forward = aha_attention_row_forward_ref,
+    .attention_forward = attention_forward,
+    .attention_backward = attention_backward,
+    .swiglu_forward = swiglu_forward,
+    .swiglu_backward = swiglu_backward,
+    .logprob_forward = logprob_forward,
+    .logprob_backward = logprob_backward,
+};
+
+static const AhaKernels cpu_ref_kernels = {
+    .name = "cpu-ref",
+    .matmul_forward = aha_matmul_forward_ref,
+    .matmul_backward = aha_matmul_backward_ref,
+    .rmsnorm_forward = aha_rmsnorm_forward_ref,
+    .rmsnorm_backward = aha_rmsnorm_backward_ref,
+    .rope_forward = aha_rope_forward_ref,
+    .rope_backward = aha_rope_backward_ref,
+    .attention_row_forward = aha_attention_row_forward_ref,
+    .attention_forward = aha_attention_forward_ref,
+    .attention_backward = aha_attention_backward_ref,
+    .swiglu_forward = aha_swiglu_forward_ref,
+    .swiglu_backward = aha_swiglu_backward_ref,
+    .logprob_forward = aha_logprob_forward_ref,
+    .logprob_backward = aha_logprob_backward_ref,
+};
+
+const AhaKernels *aha_kernels_cpu(void) { return &cpu_kernels; }
+const AhaKernels *aha_kernels_cpu_ref(void) { return &cpu_ref_kernels; }
+
+void aha_kernels_set_threads(int n) {
+    if (n <= 0) return;
+    omp_set_num_threads(n);
+    openblas_set_num_threads(n);
+}
+
+int aha_kernels_threads(void) { return omp_get_max_threads(); }

@@ -1,0 +1,94 @@
+/* Private to policy/model*.c, attention*.c, moe*.c: the activation arena and the pieces of
+ * the forward and backward passes. */
+#ifndef AHA_MODEL_INTERNAL_H
+#define AHA_MODEL_INTERNAL_H
+
+#include "aha/model.h"
+
+/* What one layer keeps from the training forward (pointers into AhaActivations' arenas),
+ * or, for the decoding building blocks, temporaries over m->scratch for N rows. T = rows,
+ * QD = nh*hd, KD = nkv*hd, S = T*k expert slots, P = attention probabilities. */
+typedef struct {
+    float *x_in;         /* [T,H] residual entering the layer */
+    float *ln1;          /* [T,H] */
+    float *rstd1;        /* [T] */
+    float *q_pre;        /* [T,QD] before q norm (NULL without qk norm) */
+    float *k_pre;        /* [T,KD] */
+    float *q_rstd;       /* [T*nh] per head, [T] full */
+    float *k_rstd;       /* [T*nkv] per head, [T] full */
+    float *q;            /* [T,QD] normed, rotated */
+    float *k;            /* [T,KD] */
+    float *v;            /* [T,KD] */
+    float *probs;        /* [P] */
+    float *attn;         /* [T,QD] attention output before o_proj */
+    float *x_mid;        /* [T,H] residual after attention */
+    float *ln2;          /* [T,H] */
+    float *rstd2;        /* [T] */
+    float *mlp_gate;     /* [T,Id] dense layer */
+    float *mlp_up;       /* [T,Id] */
+    float *mlp_h;        /* [T,Id] */
+    float *router_probs; /* [T,E] */
+    float *topk_w;       /* [T,k] mixing weights (renormalized if norm_topk_prob) */
+    int *topk_idx;       /* [T,k] */
+    int *expert_off;     /* [E+1] expert e owns slots [off[e], off[e+1]) */
+    int *slot_token;     /* [S] token of each slot */
+    int *slot_of;        /* [T,k] slot of (t, j) */
+    float *xg;           /* [S,H] gathered ln2 rows */
+    float *eg;           /* [S,I] */
+    float *eu;           /* [S,I] */
+    float *eh;           /* [S,I] */
+    float *eo;           /* [S,H] expert outputs */
+    float *sg;           /* [T,Is] shared expert */
+    float *su;           /* [T,Is] */
+    float *sh;           /* [T,Is] */
+    float *so;           /* [T,H] */
+    float *sgate;        /* [T] sigmoid(shared_expert_gate . ln2) */
+} LayerActs;
+
+struct AhaActivations {
+    int T, n_seqs;
+    size_t P;                /* attention probabilities per layer */
+    size_t float_capacity, int_capacity;
+    float *floats;           /* the float arena */
+    int *ints;               /* the int arena */
+    int *tokens;             /* [T] */
+    int *pos;                /* [T] */
+    int *seq_start;          /* [n_seqs+1] */
+    int *targets;            /* [T] from aha_model_logprobs */
+    float temperature;
+    int have_logprobs;
+    LayerActs layers[AHA_MAX_LAYERS];
+    float *x_final;          /* [T,H] residual after the last layer */
+    float *lnf;              /* [T,H] */
+    float *rstdf;            /* [T] */
+    float *expert_count;     /* [L,E] top-k assignments per expert (MoE layers) */
+    float *prob_sum;         /* [L,E] sum over tokens of router probabilities */
+    float *scratch;          /* backward temporaries, see model_backward.c */
+    size_t scratch_capacity;
+};
+
+/* Carves one layer's activations for T rows (S = T*k slots, P attention probabilities)
+ * from the float and int arenas at offsets *nf and *ni, advancing them; with NULL bases it
+ * only counts. x_in and x_mid are left to the caller. */
+void layer_acts_carve(const AhaModelConfig *c, int layer, LayerActs *a, int T, size_t P,
+                      float *fbase, size_t *nf, int *ibase, size_t *ni);
+
+/* model_forward.c: coef * d(aux loss)/d(router probability of expert e), for every MoE
+ * layer and token of the last forward; dprob[E]. */
+void aux_loss_dprob(const AhaModel *m, float coef, float *dprob);
+
+/* attention.c */
+void attention_qkv_forward(const AhaModel *m, int layer, LayerActs *a, const int *pos, int T);
+void attention_qkv_backward(AhaModel *m, int layer, const LayerActs *a, float *dln1,
+                            float *dq, float *dk, float *dv, float *dpre_q, float *dpre_k,
+                            const int *pos, int T);
+
+/* moe.c: ffn over a->ln2 into y (overwritten) */
+void ffn_forward(const AhaModel *m, int layer, LayerActs *a, float *y, int T);
+/* dy [T,H] -> dln2 [T,H] (accumulated) and the parameter gradients; aux_dprob[E] (or NULL)
+ * is added to the gradient of every router probability. scratch: ffn_backward_scratch. */
+void ffn_backward(AhaModel *m, int layer, const LayerActs *a, float *dln2, const float *dy,
+                  const float *aux_dprob, int T, float *scratch);
+size_t ffn_backward_scratch(const AhaModelConfig *c, int T);
+
+#endif
