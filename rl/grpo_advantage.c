@@ -51,7 +51,7 @@ static double batch_std(const double *x, int stride, int n_groups, int group_siz
 static void normalize_groups(const AhaAdvantageConfig *cfg, const double *x, int stride,
                              int n_groups, int group_size, const AhaGroupStatus *status,
                              double weight, double *out) {
-    double scale_all = cfg->kind == AHA_ADV_BATCH_STD
+    double scale_all = cfg->kind == AHA_GRPO_ADV_BATCH_STD
                            ? batch_std(x, stride, n_groups, group_size, status) + cfg->eps
                            : 1.0;
     for (int g = 0; g < n_groups; g++) {
@@ -61,8 +61,8 @@ static void normalize_groups(const AhaAdvantageConfig *cfg, const double *x, int
         int constant;
         mean_std(gx, group_size, stride, &mean, &std, &constant);
         if (constant) continue; /* exactly 0, not rounding noise divided by eps */
-        double scale = cfg->kind == AHA_ADV_GRPO ? std + cfg->eps
-                       : cfg->kind == AHA_ADV_BATCH_STD ? scale_all
+        double scale = cfg->kind == AHA_GRPO_ADV_GRPO ? std + cfg->eps
+                       : cfg->kind == AHA_GRPO_ADV_BATCH_STD ? scale_all
                                                         : 1.0;
         for (int j = 0; j < group_size; j++)
             out[(size_t)g * group_size + j] += weight * (gx[(size_t)j * stride] - mean) / scale;
@@ -78,7 +78,7 @@ int aha_grpo_advantages(const AhaAdvantageConfig *cfg, int n_groups, int group_s
                 n_groups, group_size, n_components);
     AHA_REQUIRE(cfg->eps >= 0.0 && isfinite(cfg->eps), "advantages: eps must be finite and >= 0, got %g",
                 cfg->eps);
-    AHA_REQUIRE(cfg->kind == AHA_ADV_GRPO || cfg->kind == AHA_ADV_DR_GRPO || cfg->kind == AHA_ADV_BATCH_STD,
+    AHA_REQUIRE(cfg->kind == AHA_GRPO_ADV_GRPO || cfg->kind == AHA_GRPO_ADV_DR_GRPO || cfg->kind == AHA_GRPO_ADV_BATCH_STD,
                 "advantages: unknown kind %d", (int)cfg->kind);
     for (int c = 0; c < n_components; c++)
         AHA_REQUIRE(isfinite(weights[c]), "advantages: weight %d is not finite", c);
@@ -105,13 +105,13 @@ int aha_grpo_advantages(const AhaAdvantageConfig *cfg, int n_groups, int group_s
         }
     }
     for (size_t s = 0; s < n; s++) advantages[s] = 0.0;
-    if (cfg->combine == AHA_COMBINE_NORMALIZE_THEN_SUM) {
+    if (cfg->combine == AHA_GRPO_NORMALIZE_THEN_SUM) {
         for (int c = 0; c < n_components; c++)
             if (weights[c] != 0.0)
                 normalize_groups(cfg, rewards + c, n_components, n_groups, group_size, status,
                                  weights[c], advantages);
     } else {
-        AHA_REQUIRE(cfg->combine == AHA_COMBINE_SUM_THEN_NORMALIZE, "advantages: unknown combine %d",
+        AHA_REQUIRE(cfg->combine == AHA_GRPO_SUM_THEN_NORMALIZE, "advantages: unknown combine %d",
                     (int)cfg->combine);
         normalize_groups(cfg, total, 1, n_groups, group_size, status, 1.0, advantages);
     }

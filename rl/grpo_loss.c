@@ -30,7 +30,7 @@ void aha_grpo_metrics_merge(AhaLossMetrics *into, const AhaLossMetrics *from) {
     if (from->ratio_max > into->ratio_max) into->ratio_max = from->ratio_max;
 }
 
-double aha_grpo_kl(AhaKlEstimator kl, double logp, double logp_ref, double *dkl_dlogp) {
+double aha_grpo_kl(AhaGrpoKl kl, double logp, double logp_ref, double *dkl_dlogp) {
     double x = logp_ref - logp;
     double dx = -1.0; /* dx/dlogp */
     if (x > AHA_LOG_RATIO_CLAMP || x < -AHA_LOG_RATIO_CLAMP) {
@@ -39,8 +39,8 @@ double aha_grpo_kl(AhaKlEstimator kl, double logp, double logp_ref, double *dkl_
     }
     double value, dvalue_dx;
     switch (kl) {
-    case AHA_KL_K1: value = -x; dvalue_dx = -1.0; break;
-    case AHA_KL_K2: value = 0.5 * x * x; dvalue_dx = x; break;
+    case AHA_GRPO_KL_K1: value = -x; dvalue_dx = -1.0; break;
+    case AHA_GRPO_KL_K2: value = 0.5 * x * x; dvalue_dx = x; break;
     default: {
         double e = exp(x);
         value = e - x - 1.0;
@@ -109,14 +109,14 @@ static int check_config(const AhaLossConfig *cfg) {
     AHA_REQUIRE(cfg->dual_clip == 0.0 || cfg->dual_clip > 1.0, "loss: dual_clip must be 0 (off) or > 1, got %g",
                 cfg->dual_clip);
     AHA_REQUIRE(cfg->beta >= 0.0 && isfinite(cfg->beta), "loss: beta must be finite and >= 0, got %g", cfg->beta);
-    AHA_REQUIRE(cfg->ratio == AHA_RATIO_TOKEN || cfg->ratio == AHA_RATIO_SEQUENCE, "loss: unknown ratio kind %d",
+    AHA_REQUIRE(cfg->ratio == AHA_GRPO_RATIO_TOKEN || cfg->ratio == AHA_GRPO_RATIO_SEQUENCE, "loss: unknown ratio kind %d",
                 (int)cfg->ratio);
-    AHA_REQUIRE(cfg->kl == AHA_KL_K1 || cfg->kl == AHA_KL_K2 || cfg->kl == AHA_KL_K3,
+    AHA_REQUIRE(cfg->kl == AHA_GRPO_KL_K1 || cfg->kl == AHA_GRPO_KL_K2 || cfg->kl == AHA_GRPO_KL_K3,
                 "loss: unknown KL estimator %d", (int)cfg->kl);
-    AHA_REQUIRE(cfg->agg == AHA_AGG_TOKEN_MEAN || cfg->agg == AHA_AGG_SEQ_MEAN_TOKEN_MEAN ||
-                    cfg->agg == AHA_AGG_SEQ_MEAN_TOKEN_SUM_NORM,
+    AHA_REQUIRE(cfg->agg == AHA_GRPO_AGG_TOKEN_MEAN || cfg->agg == AHA_GRPO_AGG_SEQ_MEAN_TOKEN_MEAN ||
+                    cfg->agg == AHA_GRPO_AGG_SEQ_MEAN_TOKEN_SUM_NORM,
                 "loss: unknown aggregation %d", (int)cfg->agg);
-    AHA_REQUIRE(cfg->agg != AHA_AGG_SEQ_MEAN_TOKEN_SUM_NORM || cfg->norm_len > 0.0,
+    AHA_REQUIRE(cfg->agg != AHA_GRPO_AGG_SEQ_MEAN_TOKEN_SUM_NORM || cfg->norm_len > 0.0,
                 "loss: seq_mean_token_sum_norm needs norm_len > 0, got %g", cfg->norm_len);
     return 0;
 }
@@ -144,10 +144,10 @@ int aha_grpo_loss(const AhaLossConfig *cfg, const AhaLossBatch *b, const AhaLoss
         }
         AHA_REQUIRE(isfinite(b->advantages[i]), "loss: advantage of sequence %d is not finite", i);
         double a = b->advantages[i];
-        double w = cfg->agg == AHA_AGG_TOKEN_MEAN             ? 1.0 / n_tok
-                   : cfg->agg == AHA_AGG_SEQ_MEAN_TOKEN_MEAN ? 1.0 / (n_seq * len)
+        double w = cfg->agg == AHA_GRPO_AGG_TOKEN_MEAN             ? 1.0 / n_tok
+                   : cfg->agg == AHA_GRPO_AGG_SEQ_MEAN_TOKEN_MEAN ? 1.0 / (n_seq * len)
                                                               : 1.0 / (n_seq * cfg->norm_len);
-        if (cfg->ratio == AHA_RATIO_SEQUENCE) {
+        if (cfg->ratio == AHA_GRPO_RATIO_SEQUENCE) {
             double mean_log_ratio = 0.0;
             for (int t = start; t < end; t++) mean_log_ratio += (double)b->logp[t] - b->logp_old[t];
             mean_log_ratio /= len;

@@ -8,22 +8,22 @@
 
 #include <stddef.h>
 
-typedef enum { AHA_ADV_GRPO, AHA_ADV_DR_GRPO, AHA_ADV_BATCH_STD } AhaAdvantageKind;
-typedef enum { AHA_COMBINE_SUM_THEN_NORMALIZE, AHA_COMBINE_NORMALIZE_THEN_SUM } AhaRewardCombine;
-typedef enum { AHA_RATIO_TOKEN, AHA_RATIO_SEQUENCE } AhaRatioKind;
+typedef enum { AHA_GRPO_ADV_GRPO, AHA_GRPO_ADV_DR_GRPO, AHA_GRPO_ADV_BATCH_STD } AhaGrpoAdvantage;
+typedef enum { AHA_GRPO_SUM_THEN_NORMALIZE, AHA_GRPO_NORMALIZE_THEN_SUM } AhaGrpoCombine;
+typedef enum { AHA_GRPO_RATIO_TOKEN, AHA_GRPO_RATIO_SEQUENCE } AhaGrpoRatio;
 typedef enum {
-    AHA_AGG_TOKEN_MEAN,              /* DAPO: sum of token losses / number of tokens */
-    AHA_AGG_SEQ_MEAN_TOKEN_MEAN,     /* original GRPO: mean over sequences of the token mean */
-    AHA_AGG_SEQ_MEAN_TOKEN_SUM_NORM, /* Dr. GRPO: sum of token losses / (sequences * L_max) */
-} AhaLossAgg;
-typedef enum { AHA_KL_K1, AHA_KL_K2, AHA_KL_K3 } AhaKlEstimator;
+    AHA_GRPO_AGG_TOKEN_MEAN,              /* DAPO: sum of token losses / number of tokens */
+    AHA_GRPO_AGG_SEQ_MEAN_TOKEN_MEAN,     /* original GRPO: mean over sequences of the token mean */
+    AHA_GRPO_AGG_SEQ_MEAN_TOKEN_SUM_NORM, /* Dr. GRPO: sum of token losses / (sequences * L_max) */
+} AhaGrpoAgg;
+typedef enum { AHA_GRPO_KL_K1, AHA_GRPO_KL_K2, AHA_GRPO_KL_K3 } AhaGrpoKl;
 
 /* ---------------------------------------------------------------------------------------
  * Advantages */
 
 typedef struct {
-    AhaAdvantageKind kind;
-    AhaRewardCombine combine;
+    AhaGrpoAdvantage kind;
+    AhaGrpoCombine combine;
     double eps; /* added to the std before dividing */
 } AhaAdvantageConfig;
 
@@ -56,11 +56,11 @@ int aha_grpo_advantages(const AhaAdvantageConfig *cfg, int n_groups, int group_s
 typedef struct {
     double eps_low, eps_high; /* clip(ratio, 1 - eps_low, 1 + eps_high) */
     double dual_clip;         /* 0 = off; else c > 1 bounds the loss by -c * A when A < 0 */
-    AhaRatioKind ratio;
-    AhaLossAgg agg;
+    AhaGrpoRatio ratio;
+    AhaGrpoAgg agg;
     double norm_len;          /* L_max of seq_mean_token_sum_norm (> 0 for that aggregation) */
     double beta;              /* KL coefficient; 0 = no KL term, logp_ref may be NULL */
-    AhaKlEstimator kl;
+    AhaGrpoKl kl;
 } AhaLossConfig;
 
 /* A minibatch of completions, packed: sequence i owns tokens [seq_start[i], seq_start[i+1]). */
@@ -110,7 +110,7 @@ int aha_grpo_loss(const AhaLossConfig *cfg, const AhaLossBatch *batch, const Aha
 void aha_grpo_count(const AhaLossBatch *batch, long *n_tokens, long *n_seqs);
 
 /* The KL estimator's value and its derivative with respect to logp, for one token. */
-double aha_grpo_kl(AhaKlEstimator kl, double logp, double logp_ref, double *dkl_dlogp);
+double aha_grpo_kl(AhaGrpoKl kl, double logp, double logp_ref, double *dkl_dlogp);
 
 /* Learning rate at optimizer step `step` (0-based): linear warm-up over warmup_steps from
  * lr / warmup_steps, then constant or cosine decay to lr * min_lr_ratio at total_steps. */

@@ -18,17 +18,17 @@ static void test_grpo_and_dr_grpo_hand_computed(void **state) {
     (void)state;
     double r[] = {1, 0, 0, 1}, total[4], a[4];
     AhaGroupStatus st[1];
-    AhaAdvantageConfig cfg = {.kind = AHA_ADV_GRPO, .combine = AHA_COMBINE_SUM_THEN_NORMALIZE, .eps = 0.0};
+    AhaAdvantageConfig cfg = {.kind = AHA_GRPO_ADV_GRPO, .combine = AHA_GRPO_SUM_THEN_NORMALIZE, .eps = 0.0};
     assert_int_equal(aha_grpo_advantages(&cfg, 1, 4, 1, r, one_weight, total, a, st, NULL), 0);
     double std = sqrt(1.0 / 3.0); /* unbiased: sum of squares 1, n - 1 = 3 */
     assert_near(a[0], 0.5 / std, 1e-12);
     assert_near(a[1], -0.5 / std, 1e-12);
     assert_int_equal(st[0], AHA_GROUP_OK);
-    cfg.kind = AHA_ADV_DR_GRPO;
+    cfg.kind = AHA_GRPO_ADV_DR_GRPO;
     assert_int_equal(aha_grpo_advantages(&cfg, 1, 4, 1, r, one_weight, total, a, st, NULL), 0);
     assert_near(a[0], 0.5, 1e-15);
     assert_near(a[2], -0.5, 1e-15);
-    cfg.kind = AHA_ADV_GRPO;
+    cfg.kind = AHA_GRPO_ADV_GRPO;
     cfg.eps = 1e-4;
     assert_int_equal(aha_grpo_advantages(&cfg, 1, 4, 1, r, one_weight, total, a, st, NULL), 0);
     assert_near(a[3], 0.5 / (std + 1e-4), 1e-12);
@@ -39,7 +39,7 @@ static void test_batch_std_and_all_equal_groups(void **state) {
     double r[] = {1, 0, 1, 1, 0.1, 0.1}, total[6], a[6];
     AhaGroupStatus st[3];
     AhaAdvantageStats stats;
-    AhaAdvantageConfig cfg = {.kind = AHA_ADV_BATCH_STD, .combine = AHA_COMBINE_SUM_THEN_NORMALIZE, .eps = 0.0};
+    AhaAdvantageConfig cfg = {.kind = AHA_GRPO_ADV_BATCH_STD, .combine = AHA_GRPO_SUM_THEN_NORMALIZE, .eps = 0.0};
     assert_int_equal(aha_grpo_advantages(&cfg, 3, 2, 1, r, one_weight, total, a, st, &stats), 0);
     /* batch {1,0,1,1,.1,.1}: mean 3.2/6, unbiased std over all six samples */
     double mean = 3.2 / 6, ss = 0;
@@ -57,7 +57,7 @@ static void test_batch_std_and_all_equal_groups(void **state) {
     assert_near(stats.mean, 0.0, 1e-15);
     /* constant non-representable rewards give exactly 0, not rounding noise over eps */
     double tenth[] = {0.1, 0.1, 0.1};
-    cfg.kind = AHA_ADV_GRPO;
+    cfg.kind = AHA_GRPO_ADV_GRPO;
     cfg.eps = 1e-12;
     assert_int_equal(aha_grpo_advantages(&cfg, 1, 3, 1, tenth, one_weight, total, a, st, NULL), 0);
     assert_true(a[0] == 0.0 && a[1] == 0.0 && a[2] == 0.0);
@@ -70,7 +70,7 @@ static void test_reward_combine_modes(void **state) {
     double r[] = {1, 0, 0, 1, 0, 0};
     double w[] = {1.0, 0.5};
     double total[3], a[3];
-    AhaAdvantageConfig cfg = {.kind = AHA_ADV_GRPO, .combine = AHA_COMBINE_SUM_THEN_NORMALIZE, .eps = 0.0};
+    AhaAdvantageConfig cfg = {.kind = AHA_GRPO_ADV_GRPO, .combine = AHA_GRPO_SUM_THEN_NORMALIZE, .eps = 0.0};
     assert_int_equal(aha_grpo_advantages(&cfg, 1, 3, 2, r, w, total, a, NULL, NULL), 0);
     assert_near(total[0], 1.0, 0);
     assert_near(total[1], 0.5, 0);
@@ -79,7 +79,7 @@ static void test_reward_combine_modes(void **state) {
     assert_near(a[0], 1.0, 1e-12);
     assert_near(a[1], 0.0, 1e-12);
     assert_near(a[2], -1.0, 1e-12);
-    cfg.combine = AHA_COMBINE_NORMALIZE_THEN_SUM;
+    cfg.combine = AHA_GRPO_NORMALIZE_THEN_SUM;
     assert_int_equal(aha_grpo_advantages(&cfg, 1, 3, 2, r, w, total, a, NULL, NULL), 0);
     /* each component {1,0,0} normalizes to {2,-1,-1}/sqrt(3) (mean 1/3, std 1/sqrt(3)) */
     double s3 = sqrt(3.0);
@@ -98,7 +98,7 @@ static void test_unscored_groups_are_excluded(void **state) {
     AhaGroupStatus st[2];
     AhaAdvantageStats stats;
     double flip[] = {NAN, 0, 1, 0, 1, 0, 0, 0};
-    AhaAdvantageConfig cfg = {.kind = AHA_ADV_GRPO, .combine = AHA_COMBINE_SUM_THEN_NORMALIZE, .eps = 1e-6};
+    AhaAdvantageConfig cfg = {.kind = AHA_GRPO_ADV_GRPO, .combine = AHA_GRPO_SUM_THEN_NORMALIZE, .eps = 1e-6};
     assert_int_equal(aha_grpo_advantages(&cfg, 2, 2, 2, flip, w, total, a, st, &stats), 0);
     assert_int_equal(st[0], AHA_GROUP_UNSCORED);
     assert_true(isnan(total[0]) && isnan(total[1]));
@@ -115,7 +115,7 @@ static void test_bad_input(void **state) {
     (void)state;
     double r[] = {1, INFINITY}, total[2], a[2];
     AhaGroupStatus st[1];
-    AhaAdvantageConfig cfg = {.kind = AHA_ADV_GRPO, .combine = AHA_COMBINE_SUM_THEN_NORMALIZE, .eps = 1e-6};
+    AhaAdvantageConfig cfg = {.kind = AHA_GRPO_ADV_GRPO, .combine = AHA_GRPO_SUM_THEN_NORMALIZE, .eps = 1e-6};
     assert_int_equal(aha_grpo_advantages(&cfg, 1, 2, 1, r, one_weight, total, a, st, NULL), -1);
     assert_non_null(strstr(aha_error_message(), "reward 0 of sample 1 is infinite"));
     assert_int_equal(aha_grpo_advantages(&cfg, 1, 0, 1, r, one_weight, total, a, st, NULL), -1);

@@ -14,8 +14,8 @@
 #include "rl/rl_test.h"
 
 static AhaLossConfig base_config(void) {
-    return (AhaLossConfig){.eps_low = 0.2, .eps_high = 0.28, .dual_clip = 0.0, .ratio = AHA_RATIO_TOKEN,
-                           .agg = AHA_AGG_TOKEN_MEAN, .norm_len = 8.0, .beta = 0.0, .kl = AHA_KL_K3};
+    return (AhaLossConfig){.eps_low = 0.2, .eps_high = 0.28, .dual_clip = 0.0, .ratio = AHA_GRPO_RATIO_TOKEN,
+                           .agg = AHA_GRPO_AGG_TOKEN_MEAN, .norm_len = 8.0, .beta = 0.0, .kl = AHA_GRPO_KL_K3};
 }
 
 static double loss_of(const AhaLossConfig *cfg, const AhaLossBatch *b, float *dlogp) {
@@ -42,7 +42,7 @@ static void test_on_policy_ratio_is_exactly_one(void **state) {
     AhaLossBatch b = {.n_seqs = 2, .seq_start = seq_start, .logp = logp, .logp_old = logp, .advantages = adv};
     for (int ratio = 0; ratio < 2; ratio++) {
         AhaLossConfig cfg = base_config();
-        cfg.ratio = (AhaRatioKind)ratio;
+        cfg.ratio = (AhaGrpoRatio)ratio;
         cfg.eps_low = cfg.eps_high = 0.0; /* even a zero-width clip must not activate */
         AhaLossMetrics m;
         aha_grpo_metrics_init(&m);
@@ -99,15 +99,15 @@ static void test_aggregations_hand_computed(void **state) {
     AhaLossBatch b = {.n_seqs = 2, .seq_start = seq_start, .logp = logp, .logp_old = logp, .advantages = adv};
     AhaLossConfig cfg = base_config();
     float g[4];
-    cfg.agg = AHA_AGG_TOKEN_MEAN;
+    cfg.agg = AHA_GRPO_AGG_TOKEN_MEAN;
     assert_near(loss_of(&cfg, &b, g), -(1.0 - 3.0) / 4.0, 1e-12);
     assert_near(g[0], -0.25, 1e-7);
     assert_near(g[3], 0.25, 1e-7);
-    cfg.agg = AHA_AGG_SEQ_MEAN_TOKEN_MEAN;
+    cfg.agg = AHA_GRPO_AGG_SEQ_MEAN_TOKEN_MEAN;
     assert_near(loss_of(&cfg, &b, g), 0.0, 1e-12);
     assert_near(g[0], -0.5, 1e-7);
     assert_near(g[1], 1.0 / 6.0, 1e-7);
-    cfg.agg = AHA_AGG_SEQ_MEAN_TOKEN_SUM_NORM;
+    cfg.agg = AHA_GRPO_AGG_SEQ_MEAN_TOKEN_SUM_NORM;
     cfg.norm_len = 4.0;
     assert_near(loss_of(&cfg, &b, g), -(1.0 - 3.0) / 8.0, 1e-12);
     assert_near(g[0], -1.0 / 8.0, 1e-7);
@@ -117,24 +117,24 @@ static void test_aggregations_hand_computed(void **state) {
 static void test_kl_estimators(void **state) {
     (void)state;
     double lp = -1.0, ref = -1.5, x = ref - lp, d;
-    assert_near(aha_grpo_kl(AHA_KL_K1, lp, ref, &d), -x, 1e-15);
+    assert_near(aha_grpo_kl(AHA_GRPO_KL_K1, lp, ref, &d), -x, 1e-15);
     assert_near(d, 1.0, 1e-15);
-    assert_near(aha_grpo_kl(AHA_KL_K2, lp, ref, &d), 0.5 * x * x, 1e-15);
+    assert_near(aha_grpo_kl(AHA_GRPO_KL_K2, lp, ref, &d), 0.5 * x * x, 1e-15);
     assert_near(d, -x, 1e-15);
-    assert_near(aha_grpo_kl(AHA_KL_K3, lp, ref, &d), exp(x) - x - 1.0, 1e-15);
+    assert_near(aha_grpo_kl(AHA_GRPO_KL_K3, lp, ref, &d), exp(x) - x - 1.0, 1e-15);
     assert_near(d, 1.0 - exp(x), 1e-15);
     for (int k = 0; k < 3; k++) {
-        assert_near(aha_grpo_kl((AhaKlEstimator)k, -0.3, -0.3, &d), 0.0, 0.0);
+        assert_near(aha_grpo_kl((AhaGrpoKl)k, -0.3, -0.3, &d), 0.0, 0.0);
         for (double y = -4; y <= 4; y += 0.37) {
             double h = 1e-6, an;
-            aha_grpo_kl((AhaKlEstimator)k, y, -0.9, &an);
-            double fd = (aha_grpo_kl((AhaKlEstimator)k, y + h, -0.9, NULL) - aha_grpo_kl((AhaKlEstimator)k, y - h, -0.9, NULL)) / (2 * h);
+            aha_grpo_kl((AhaGrpoKl)k, y, -0.9, &an);
+            double fd = (aha_grpo_kl((AhaGrpoKl)k, y + h, -0.9, NULL) - aha_grpo_kl((AhaGrpoKl)k, y - h, -0.9, NULL)) / (2 * h);
             assert_near(fd, an, 1e-6 * fmax(1.0, fabs(an)));
-            if (k == AHA_KL_K3) assert_true(aha_grpo_kl(AHA_KL_K3, y, -0.9, NULL) >= 0.0);
+            if (k == AHA_GRPO_KL_K3) assert_true(aha_grpo_kl(AHA_GRPO_KL_K3, y, -0.9, NULL) >= 0.0);
         }
     }
     /* beyond the clamp the estimator is flat and finite */
-    assert_true(isfinite(aha_grpo_kl(AHA_KL_K3, -200.0, 0.0, &d)) && d == 0.0);
+    assert_true(isfinite(aha_grpo_kl(AHA_GRPO_KL_K3, -200.0, 0.0, &d)) && d == 0.0);
 }
 
 #define FD_SEQS 5
@@ -162,12 +162,12 @@ static void test_gradients_match_finite_differences(void **state) {
             for (int kl = -1; kl < 3; kl++)
                 for (int dual = 0; dual < 2; dual++) {
                     AhaLossConfig cfg = base_config();
-                    cfg.ratio = (AhaRatioKind)ratio;
-                    cfg.agg = (AhaLossAgg)agg;
+                    cfg.ratio = (AhaGrpoRatio)ratio;
+                    cfg.agg = (AhaGrpoAgg)agg;
                     cfg.beta = kl < 0 ? 0.0 : 0.3;
-                    cfg.kl = kl < 0 ? AHA_KL_K3 : (AhaKlEstimator)kl;
+                    cfg.kl = kl < 0 ? AHA_GRPO_KL_K3 : (AhaGrpoKl)kl;
                     cfg.dual_clip = dual ? 1.5 : 0.0;
-                    if (ratio == AHA_RATIO_SEQUENCE) cfg.eps_low = cfg.eps_high = 0.05;
+                    if (ratio == AHA_GRPO_RATIO_SEQUENCE) cfg.eps_low = cfg.eps_high = 0.05;
                     loss_of(&cfg, &b, g);
                     for (int t = 0; t < FD_T; t++) {
                         float saved = logp[t];
@@ -205,7 +205,7 @@ static void test_minibatches_sum_to_the_batch(void **state) {
     }
     for (int agg = 0; agg < 3; agg++) {
         AhaLossConfig cfg = base_config();
-        cfg.agg = (AhaLossAgg)agg;
+        cfg.agg = (AhaGrpoAgg)agg;
         cfg.beta = 0.05;
         AhaLossBatch all = {.n_seqs = 4, .seq_start = seq_start, .logp = logp, .logp_old = old,
                             .logp_ref = ref, .advantages = adv, .mask = mask};
@@ -255,7 +255,7 @@ static void test_sequence_ratio_of_one_token_equals_token_ratio(void **state) {
     AhaLossBatch b = {.n_seqs = 1, .seq_start = seq_start, .logp = logp, .logp_old = old, .advantages = adv};
     AhaLossConfig cfg = base_config();
     double a = loss_of(&cfg, &b, g1);
-    cfg.ratio = AHA_RATIO_SEQUENCE;
+    cfg.ratio = AHA_GRPO_RATIO_SEQUENCE;
     assert_near(loss_of(&cfg, &b, g2), a, 1e-15);
     assert_near(g1[0], g2[0], 0.0);
 }
@@ -281,7 +281,7 @@ static void test_bad_inputs_are_clear_errors(void **state) {
     assert_int_equal(aha_grpo_loss(&cfg, &b, NULL, &loss, g, NULL), -1);
     assert_non_null(strstr(aha_error_message(), "dual_clip"));
     cfg = base_config();
-    cfg.agg = AHA_AGG_SEQ_MEAN_TOKEN_SUM_NORM;
+    cfg.agg = AHA_GRPO_AGG_SEQ_MEAN_TOKEN_SUM_NORM;
     cfg.norm_len = 0.0;
     assert_int_equal(aha_grpo_loss(&cfg, &b, NULL, &loss, g, NULL), -1);
     assert_non_null(strstr(aha_error_message(), "norm_len"));
