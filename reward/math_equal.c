@@ -1,0 +1,322 @@
+/* Deciding equality of two parsed answers, and the public entry points.
+ *
+ * Numbers: exact when both are integer literals; otherwise relative tolerance 1e-9 when the
+ * gold is a whole number (room for floating error only) and 1e-6 when it is not. Expressions
+ * with variables: equal values at MATH_POINTS fixed pseudo-random points (at least
+ * MATH_MIN_POINTS where both sides are finite). Structure must match: ordered tuples and
+ * intervals element by element with the same brackets, sets and bare lists as multisets. */
+#include <ctype.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aha/error.h"
+#include "aha/math_answer.h"
+#include "reward/math_internal.h"
+
+#define MATH_POINTS 8
+#define MATH_MIN_POINTS 3
+#define MATH_REL_TOL 1e-6
+#define MATH_REL_TOL_WHOLE 1e-9
+#define MATH_ABS_TOL 1e-12
+
+static const MathValue *val(const MathCtx *c, int v) { return &c->values[v]; }
+
+static int close_to(double a, double g) {
+    if (isnan(a) || isnan(g)) return 0;
+    if (isinf(a) || isinf(g)) return a == g;
+    double tol = (g == floor(g) && fabs(g) < 1e15) ? MATH_REL_TOL_WHOLE : MATH_REL_TOL;
+    return fabs(a - g) <= fmax(MATH_ABS_TOL, tol * fmax(fabs(a), fabs(g)));
+}
+
+/* Two integer literals compare digit by digit, so no size is too big to be exact. */
+static int integer_literals_equal(const MathCtx *a, const MathValue *va, const MathCtx *g, const MathValue *vg) {
+    char da[128], dg[128];
+    const MathCtx *ctx[2] = {a, g};
+    const MathValue *v[2] = {va, vg};
+    char *out[2] = {da, dg};
+    for (int s = 0; s < 2; s++) {
+        const MathToken *t = &ctx[s]->tokens[v[s]->int_token];
+        size_t n = 0;
+        int leading = 1;
+        for (int i = t->text_begin; i < t->text_end && ctx[s]->text[i] != '_'; i++) {
+            char c = ctx[s]->text[i];
+            if (c == ',' || (leading && c == '0')) continue;
+            leading = 0;
+            if (n + 1 >= sizeof da) return -1; /* too long: let the caller compare values */
+            out[s][n++] = c;
+        }
+        out[s][n] = '\0';
+    }
+    int zero = da[0] == '\0';
+    return strcmp(da, dg) == 0 && (zero || va->negated == vg->negated);
+}
+
+static int expr_equal(const MathCtx *a, const MathValue *va, const MathCtx *g, const MathValue *vg) {
+    if (!va->has_vars && !vg->has_vars) {
+        if (va->int_token >= 0 && vg->int_token >= 0 && !va->percent && !vg->percent) {
+            int exact = integer_literals_equal(a, va, g, vg);
+            if (exact >= 0) return exact;
+        }
+        double x = math_eval(a, va->expr, 0), y = math_eval(g, vg->expr, 0);
+        if (close_to(x, y)) return 1;
+        /* 50% against 50 or 0.5: a percentage may be given with or without its sign. */
+        if (va->percent && !vg->percent && close_to(x * 100, y)) return 1;
+        if (vg->percent && !va->percent && close_to(x, y * 100)) return 1;
+        return 0;
+    }
+    int valid = 0;
+    for (int k = 0; k < MATH_POINTS; k++) {
+        double x = math_eval(a, va->expr, k), y = math_eval(g, vg->expr, k);
+        int fx = isfinite(x), fy = isfinite(y);
+        if (fx != fy) return 0;
+        if (!fx) continue;
+        if (fabs(x - y) > fmax(MATH_ABS_TOL, MATH_REL_TOL * fmax(fabs(x), fabs(y)))) return 0;
+        valid++;
+    }
+    return valid >= MATH_MIN_POINTS;
+}
+
+static int value_equal(const MathCtx *a, int ia, const MathCtx *g, int ig);
+
+static int is_single_variable(const MathCtx *c, int v) {
+    const MathValue *x = val(c, v);
+    return x->kind == V_EXPR && c->nodes[x->expr].op == E_VAR;
+}
+
+/* lhs = rhs against lhs' = rhs' as equations: the same up to a non-zero factor
+ * (2x + 4y = 8 against x = 4 - 2y), checked by value at the sample points. */
+static int equations_proportional(const MathCtx *a, const MathValue *ra, const MathCtx *g, const MathValue *rg) {
+    const MathValue *al = val(a, ra->lhs), *ar = val(a, ra->rhs), *gl = val(g, rg->lhs), *gr = val(g, rg->rhs);
+    if (al->kind != V_EXPR || ar->kind != V_EXPR || gl->kind != V_EXPR || gr->kind != V_EXPR) return 0;
+    double ratio = NAN;
+    int valid = 0;
+    for (int k = 0; k < MATH_POINTS; k++) {
+        double fa = math_eval(a, al->expr, k) - math_eval(a, ar->expr, k);
+        double fg = math_eval(g, gl->expr, k) - math_eval(g, gr->expr, k);
+        if (!isfinite(fa) || !isfinite(fg)) return 0;
+        if (fabs(fg) < 1e-9 || fabs(fa) < 1e-9) {
+            if (fabs(fg) < 1e-9 && fabs(fa) < 1e-9) continue;
+            return 0;
+        }
+        double r = fa / fg;
+        if (isnan(ratio)) ratio = r;
+        else if (fabs(r - ratio) > MATH_REL_TOL * fabs(ratio)) return 0;
+        valid++;
+    }
+    return valid >= MATH_MIN_POINTS;
+}
+
+static int mirrored(int rel) {
+    switch (rel) {
+    case REL_LT: return REL_GT;
+    case REL_GT: return REL_LT;
+    case REL_LE: return REL_GE;
+    case REL_GE: return REL_LE;
+    default: return rel;
+    }
+}
+
+static int relation_equal(const MathCtx *a, const MathValue *ra, const MathCtx *g, const MathValue *rg) {
+    int same = ra->rel == rg->rel && value_equal(a, ra->lhs, g, rg->lhs) && value_equal(a, ra->rhs, g, rg->rhs);
+    if (same) return 1;
+    if (ra->rel == -1 || rg->rel == -1) return 0;
+    if (ra->rel == mirrored(rg->rel) && value_equal(a, ra->lhs, g, rg->rhs) && value_equal(a, ra->rhs, g, rg->lhs))
+        return 1;
+    if (ra->rel == REL_EQ && rg->rel == REL_EQ) {
+        /* y = 2x against y = 2x written another way; x = 3 against y = 3 stays wrong. */
+        if (is_single_variable(a, ra->lhs) && is_single_variable(g, rg->lhs)) return 0;
+        return equations_proportional(a, ra, g, rg);
+    }
+    return 0;
+}
+
+/* Element indices of a vector: a tuple, or a matrix with one row or one column. */
+static int vector_items(const MathCtx *c, const MathValue *v, int *items, int cap) {
+    if (v->open == TK_LPAREN || v->open == TK_LANGLE) {
+        if ((v->close != TK_RPAREN && v->close != TK_RANGLE) || v->count > cap) return -1;
+        for (int i = 0; i < v->count; i++) items[i] = c->children[v->first + i];
+        return v->count;
+    }
+    if (v->open != LIST_MATRIX) return -1;
+    int n = 0;
+    for (int r = 0; r < v->count; r++) {
+        const MathValue *row = val(c, c->children[v->first + r]);
+        if (row->count != 1 && v->count != 1) return -1;
+        for (int i = 0; i < row->count; i++) {
+            if (n == cap) return -1;
+            items[n++] = c->children[row->first + i];
+        }
+    }
+    return n;
+}
+
+static int list_equal(const MathCtx *a, const MathValue *la, const MathCtx *g, const MathValue *lg) {
+    int unordered_g = !lg->ordered, unordered_a = !la->ordered;
+    if (unordered_g != unordered_a) return 0;
+    if (unordered_g) {
+        if ((lg->open == LIST_UNION) != (la->open == LIST_UNION) || la->count != lg->count) return 0;
+        char small[64], *used = la->count <= 64 ? small : calloc((size_t)la->count, 1);
+        if (!used) return 0;
+        memset(used, 0, la->count <= 64 ? sizeof small : 0);
+        int all = 1;
+        for (int i = 0; i < lg->count && all; i++) {
+            int found = 0;
+            for (int j = 0; j < la->count && !found; j++)
+                if (!used[j] && value_equal(a, a->children[la->first + j], g, g->children[lg->first + i]))
+                    used[j] = 1, found = 1;
+            all = found;
+        }
+        if (used != small) free(used);
+        return all;
+    }
+    int same_shape = la->open == lg->open && la->close == lg->close && la->count == lg->count;
+    if (!same_shape) {
+        /* A vector written as a tuple, \langle\rangle or a one-column matrix. */
+        int ia[64], ig[64];
+        int na = vector_items(a, la, ia, 64), ng = vector_items(g, lg, ig, 64);
+        if (na < 0 || ng < 0 || na != ng) return 0;
+        if (la->open != LIST_MATRIX && lg->open != LIST_MATRIX && na != ng) return 0;
+        for (int i = 0; i < na; i++)
+            if (!value_equal(a, ia[i], g, ig[i])) return 0;
+        return 1;
+    }
+    for (int i = 0; i < lg->count; i++)
+        if (!value_equal(a, a->children[la->first + i], g, g->children[lg->first + i])) return 0;
+    return 1;
+}
+
+static int value_equal(const MathCtx *a, int ia, const MathCtx *g, int ig) {
+    const MathValue *va = val(a, ia), *vg = val(g, ig);
+    if (vg->kind == V_CHOICE || va->kind == V_CHOICE)
+        return vg->kind == V_CHOICE && va->kind == V_CHOICE && va->letter == vg->letter;
+    if (vg->kind == V_TEXT || va->kind == V_TEXT) return 0; /* the caller compared the texts */
+    if (va->kind == V_REL && vg->kind == V_REL) return relation_equal(a, va, g, vg);
+    /* "x = 5" against "5", either way round; "x \in [1,2]" against "[1,2]". */
+    if (vg->kind == V_REL) return (vg->rel == REL_EQ || vg->rel == -1) && value_equal(a, ia, g, vg->rhs);
+    if (va->kind == V_REL) return (va->rel == REL_EQ || va->rel == -1) && value_equal(a, va->rhs, g, ig);
+    if (va->kind == V_LIST && vg->kind == V_LIST) return list_equal(a, va, g, vg);
+    /* A one-element set or list against its element. */
+    if (vg->kind == V_LIST) return !vg->ordered && vg->count == 1 && value_equal(a, ia, g, g->children[vg->first]);
+    if (va->kind == V_LIST) return !va->ordered && va->count == 1 && value_equal(a, a->children[va->first], g, ig);
+    return expr_equal(a, va, g, vg);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Public entry points */
+
+static int texts_equal(const char *x, const char *y, int fold_case) {
+    for (;;) {
+        while (*x && (isspace((unsigned char)*x) || *x == '{' || *x == '}')) x++;
+        while (*y && (isspace((unsigned char)*y) || *y == '{' || *y == '}')) y++;
+        if (!*x || !*y) return !*x && !*y;
+        char cx = fold_case ? (char)tolower((unsigned char)*x) : *x;
+        char cy = fold_case ? (char)tolower((unsigned char)*y) : *y;
+        if (cx != cy) return 0;
+        x++, y++;
+    }
+}
+
+static int braces_balanced(const char *s, size_t n) {
+    int depth = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '\\' && i + 1 < n) i++;
+        else if (s[i] == '{') depth++;
+        else if (s[i] == '}' && --depth < 0) return 0;
+    }
+    return depth == 0;
+}
+
+/* Parses one side: 0, or -1 on out of memory. */
+static int load(MathCtx *ctx, const char *s, size_t n, int role) {
+    char *raw = math_strndup_trimmed(s, s + n);
+    if (!raw) return -1;
+    ctx->text = math_normalize(raw);
+    free(raw);
+    if (!ctx->text) return -1;
+    if (ctx->text[0] == '\0') return 0;
+    return math_parse(ctx, role);
+}
+
+static void describe(char *why, size_t cap, const char *verdict, const char *a, const char *sep, const char *g) {
+    if (!why || cap == 0) return;
+    /* Long answers are cut: the reason is for a person reading a log line. */
+    snprintf(why, cap, "%s: %.60s%s%s %.60s", verdict, a, strlen(a) > 60 ? "..." : "", sep, g);
+}
+
+int math_compare(const char *answer, size_t answer_len, const char *gold, size_t gold_len, char *why,
+                 size_t why_cap) {
+    if (why && why_cap) why[0] = '\0';
+    if (!braces_balanced(gold, gold_len)) {
+        if (why && why_cap) snprintf(why, why_cap, "gold answer has unbalanced braces");
+        return -1;
+    }
+    MathCtx g = {0}, a = {0};
+    int result = -2;
+    if (load(&g, gold, gold_len, 0) != 0) goto done;
+    if (g.text[0] == '\0') {
+        if (why && why_cap) snprintf(why, why_cap, "gold answer is empty");
+        result = -1;
+        goto done;
+    }
+    int gold_choice = g.values[g.root].kind == V_CHOICE;
+    if (load(&a, answer, answer_len, gold_choice ? 1 : 2) != 0) goto done;
+    if (a.text[0] == '\0') {
+        if (why && why_cap) snprintf(why, why_cap, "empty answer");
+        result = 0;
+        goto done;
+    }
+    int textual = a.values[a.root].kind == V_TEXT || g.values[g.root].kind == V_TEXT;
+    result = texts_equal(a.text, g.text, textual) || (!textual && value_equal(&a, a.root, &g, g.root));
+    describe(why, why_cap, result ? "equal" : "not equal", a.text, result ? " =" : " vs", g.text);
+done:
+    if (result == -2) aha_error_prefix("math answer check");
+    math_ctx_free(&a);
+    math_ctx_free(&g);
+    return result;
+}
+
+int aha_math_equal(const char *answer, const char *gold_answer) {
+    if (!gold_answer) return -1;
+    if (!answer) return 0;
+    return math_compare(answer, strlen(answer), gold_answer, strlen(gold_answer), NULL, 0);
+}
+
+int aha_math_score(const char *completion, const char *gold, AhaMathExtract mode, double *score, char *reason,
+                   size_t reason_cap) {
+    if (score) *score = 0.0;
+    if (reason && reason_cap) reason[0] = '\0';
+    if (!completion || !gold || !score)
+        return aha_errorf("aha_math_score: completion, gold and score must not be NULL");
+    if (mode != AHA_MATH_EXTRACT_AUTO && mode != AHA_MATH_EXTRACT_BOXED && mode != AHA_MATH_EXTRACT_ANSWER_TAG)
+        return aha_errorf("aha_math_score: unknown extraction mode %d", (int)mode);
+    const char *gold_begin, *gold_end;
+    math_gold_range(gold, &gold_begin, &gold_end);
+    if (gold_begin == gold_end) {
+        if (reason && reason_cap) snprintf(reason, reason_cap, "gold answer is empty");
+        return 1;
+    }
+    const char *begin, *end;
+    if (!math_extract_range(completion, mode, &begin, &end)) {
+        if (reason && reason_cap)
+            snprintf(reason, reason_cap, "%s",
+                     mode == AHA_MATH_EXTRACT_BOXED       ? "no \\boxed{} found"
+                     : mode == AHA_MATH_EXTRACT_ANSWER_TAG ? "no <answer> found"
+                                                           : "no \\boxed{} or <answer> found");
+        return 0;
+    }
+    int r = math_compare(begin, (size_t)(end - begin), gold_begin, (size_t)(gold_end - gold_begin), reason,
+                         reason_cap);
+    if (r == -2) return -1;
+    if (r == -1) {
+        if (reason && reason_cap) {
+            char inner[96];
+            snprintf(inner, sizeof inner, "%s", reason);
+            snprintf(reason, reason_cap, "no score: %s", inner);
+        }
+        return 1;
+    }
+    *score = r == 1 ? 1.0 : 0.0;
+    return 0;
+}

@@ -1,0 +1,599 @@
+/* From a raw answer string to LaTeX tokens.
+ *
+ * math_normalize works on the string: unicode (NFKC via utf8proc, then the few math symbols
+ * NFKC leaves alone), math delimiters and dollars, \text{}-like wrappers (units inside are
+ * dropped), degree marks, spacing and sizing commands, trailing unit words, "and"/"or".
+ * math_tokenize then cuts the result into the tokens the parser reads. */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include <utf8proc.h>
+
+#include "aha/error.h"
+#include "reward/math_internal.h"
+
+/* ---------------------------------------------------------------------------------------- */
+/* A growable string */
+
+typedef struct {
+    char *data;
+    size_t len, cap;
+    int oom;
+} Buf;
+
+static void buf_put(Buf *b, const char *s, size_t n) {
+    if (b->oom) return;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 64;
+        while (cap < b->len + n + 1) cap *= 2;
+        char *data = aha_realloc(b->data, cap);
+        if (!data) {
+            b->oom = 1;
+            return;
+        }
+        b->data = data;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, s, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+}
+
+static void buf_puts(Buf *b, const char *s) { buf_put(b, s, strlen(s)); }
+
+static char *buf_finish(Buf *b) {
+    if (b->oom) {
+        free(b->data);
+        return NULL;
+    }
+    if (!b->data) buf_put(b, "", 0);
+    return b->data;
+}
+
+uint64_t math_hash(const char *s, size_t n) {
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)s[i];
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Unicode */
+
+static const struct {
+    const char *from, *to;
+} unicode_map[] = {
+    {"\xe2\x88\x92", "-"},         {"\xe2\x80\x93", "-"},          {"\xe2\x80\x94", "-"},
+    {"\xc3\x97", "\\times "},      {"\xc3\xb7", "\\div "},         {"\xc2\xb7", "\\cdot "},
+    {"\xe2\x8b\x85", "\\cdot "},   {"\xcf\x80", "\\pi "},          {"\xe2\x88\x9e", "\\infty "},
+    {"\xe2\x88\x9a", "\\sqrt "},   {"\xe2\x89\xa4", "\\le "},      {"\xe2\x89\xa5", "\\ge "},
+    {"\xe2\x89\xa0", "\\ne "},     {"\xc2\xb0", "\\degree "},      {"\xc2\xb2", "^2"},
+    {"\xc2\xb3", "^3"},            {"\xc2\xb1", "\\pm "},          {"\xe2\x88\x93", "\\mp "},
+    {"\xe2\x88\xaa", "\\cup "},    {"\xe2\x88\x88", "\\in "},      {"\xe2\x81\x84", "/"},
+    {"\xc2\xa0", " "},             {"\xc2\xbd", " 1/2"},           {"\xc2\xbc", " 1/4"},
+    {"\xc2\xbe", " 3/4"},          {"\xe2\x88\x97", "*"},
+};
+
+static int has_non_ascii(const char *s) {
+    for (; *s; s++)
+        if ((unsigned char)*s >= 0x80) return 1;
+    return 0;
+}
+
+static char *map_unicode(const char *s) {
+    Buf b = {0};
+    while (*s) {
+        size_t i, n = sizeof unicode_map / sizeof unicode_map[0];
+        for (i = 0; i < n; i++) {
+            size_t k = strlen(unicode_map[i].from);
+            if (strncmp(s, unicode_map[i].from, k) == 0) {
+                buf_puts(&b, unicode_map[i].to);
+                s += k;
+                break;
+            }
+        }
+        if (i == n) buf_put(&b, s++, 1);
+    }
+    return buf_finish(&b);
+}
+
+/* Symbols first (NFKC would turn the superscript two into a plain 2), then NFKC for
+ * full-width digits and the like, then the symbols NFKC itself produced. */
+static char *normalize_unicode(const char *s) {
+    char *mapped = map_unicode(s);
+    if (!mapped || !has_non_ascii(mapped)) return mapped;
+    char *nfkc = (char *)utf8proc_NFKC((const utf8proc_uint8_t *)mapped);
+    if (!nfkc) return mapped; /* not valid UTF-8: compare it as it is */
+    free(mapped);
+    char *again = map_unicode(nfkc);
+    free(nfkc);
+    return again;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Words */
+
+static const char *const unit_words[] = {
+    "cm", "mm", "km", "meter", "meters", "metre", "metres", "inch", "inches", "ft", "foot", "feet",
+    "yard", "yards", "yd", "mile", "miles", "mph", "kg", "gram", "grams", "pound", "pounds", "lb",
+    "lbs", "oz", "ounce", "ounces", "liter", "liters", "litre", "litres", "ml", "sec", "second",
+    "seconds", "minute", "minutes", "min", "mins", "hour", "hours", "hr", "hrs", "day", "days",
+    "week", "weeks", "month", "months", "year", "years", "dollar", "dollars", "cent", "cents",
+    "unit", "units", "degree", "degrees", "deg", "square", "sq", "cubic", "radians", "radian",
+    "cm2", "m2", "km2",
+};
+
+static int is_unit_word(const char *w, size_t n) {
+    for (size_t i = 0; i < sizeof unit_words / sizeof unit_words[0]; i++)
+        if (strlen(unit_words[i]) == n && strncasecmp(unit_words[i], w, n) == 0) return 1;
+    return 0;
+}
+
+/* Every word of [s, end) is a unit (and there is at least one): "square feet", " cm". */
+static int all_unit_words(const char *s, const char *end) {
+    int words = 0;
+    while (s < end) {
+        while (s < end && (isspace((unsigned char)*s) || *s == '.')) s++;
+        const char *w = s;
+        while (s < end && isalnum((unsigned char)*s)) s++;
+        if (s == w) return s == end && words > 0;
+        if (!is_unit_word(w, (size_t)(s - w))) return 0;
+        words++;
+    }
+    return words > 0;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* The string pass */
+
+static int is_letter(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+
+static int name_is(const char *name, size_t n, const char *const *list) {
+    for (; *list; list++)
+        if (strlen(*list) == n && memcmp(*list, name, n) == 0) return 1;
+    return 0;
+}
+
+static const char *const text_commands[] = {
+    "text", "textbf", "textit", "textrm", "textup", "textnormal", "textsf", "texttt", "mathrm",
+    "mathbf", "mathit", "mathsf", "mathtt", "mbox", "hbox", "operatorname", "boldsymbol", "bm",
+    "mathbb", "mathcal", "emph", NULL};
+static const char *const dropped_commands[] = {
+    "left", "right", "big", "Big", "bigg", "Bigg", "bigl", "bigr", "Bigl", "Bigr", "biggl",
+    "biggr", "Biggl", "Biggr", "displaystyle", "textstyle", "scriptstyle", "limits", "nolimits",
+    "quad", "qquad", "boxed", "fbox", "circ", "degree", "dollar", "mathstrut", "ensuremath",
+    "hfill", "middle", NULL};
+
+/* The brace group at s ('{'): the position after its '}', or NULL when unbalanced. */
+static const char *skip_group(const char *s, const char *end) {
+    int depth = 0;
+    for (const char *p = s; p < end; p++) {
+        if (*p == '\\' && p + 1 < end) {
+            p++;
+            continue;
+        }
+        if (*p == '{') depth++;
+        else if (*p == '}' && --depth == 0) return p + 1;
+    }
+    return NULL;
+}
+
+/* At '^': a degree mark "^\circ", "^{\circ}", "^\degree"; returns its end or NULL. */
+static const char *degree_mark(const char *s, const char *end) {
+    const char *p = s + 1;
+    while (p < end && *p == ' ') p++;
+    int braced = p < end && *p == '{';
+    if (braced) p++;
+    while (p < end && *p == ' ') p++;
+    if (end - p >= 5 && strncmp(p, "\\circ", 5) == 0) p += 5;
+    else if (end - p >= 7 && strncmp(p, "\\degree", 7) == 0) p += 7;
+    else return NULL;
+    while (p < end && *p == ' ') p++;
+    if (braced) {
+        if (p >= end || *p != '}') return NULL;
+        p++;
+    }
+    return p;
+}
+
+/* After a dropped unit: its exponent ("\text{ cm}^2", "^{3}"). */
+static const char *skip_unit_power(const char *s, const char *end) {
+    const char *p = s;
+    while (p < end && *p == ' ') p++;
+    if (p < end && *p == '^') {
+        p++;
+        if (p < end && isdigit((unsigned char)*p)) return p + 1;
+        if (p + 2 < end && p[0] == '{' && isdigit((unsigned char)p[1]) && p[2] == '}') return p + 3;
+    }
+    return s;
+}
+
+static void pass(Buf *b, const char *s, const char *end, int depth);
+
+static const char *text_command(Buf *b, const char *p, const char *end, int depth) {
+    while (p < end && *p == ' ') p++;
+    if (p >= end || *p != '{') return p; /* "\text 5": nothing to unwrap */
+    const char *close = skip_group(p, end);
+    if (!close) close = end;
+    const char *inner = p + 1, *inner_end = close > inner && close[-1] == '}' ? close - 1 : close;
+    if (all_unit_words(inner, inner_end)) return skip_unit_power(close, end);
+    buf_puts(b, " ");
+    pass(b, inner, inner_end, depth + 1);
+    buf_puts(b, " ");
+    return close;
+}
+
+static void pass(Buf *b, const char *s, const char *end, int depth) {
+    const char *p = s;
+    while (p < end) {
+        char c = *p;
+        if (c == '$' || c == '~') {
+            if (c == '~') buf_puts(b, " ");
+            p++;
+        } else if (c == '^') {
+            const char *after = degree_mark(p, end);
+            if (after) p = after;
+            else buf_put(b, p++, 1);
+        } else if (c == '\\' && p + 1 < end && is_letter(p[1])) {
+            const char *name = p + 1, *q = name;
+            while (q < end && is_letter(*q)) q++;
+            size_t n = (size_t)(q - name);
+            if (depth < 8 && name_is(name, n, text_commands)) {
+                p = text_command(b, q, end, depth);
+            } else if (name_is(name, n, dropped_commands)) {
+                p = q;
+                if ((n == 4 && memcmp(name, "left", 4) == 0) || (n == 5 && memcmp(name, "right", 5) == 0)) {
+                    if (p < end && *p == '.') p++; /* \left. and \right. are invisible */
+                }
+            } else if ((n == 6 && memcmp(name, "hspace", 6) == 0) || (n == 7 && memcmp(name, "phantom", 7) == 0)) {
+                while (q < end && *q == ' ') q++;
+                const char *after = q < end && *q == '{' ? skip_group(q, end) : NULL;
+                p = after ? after : q;
+            } else {
+                buf_put(b, p, (size_t)(q - p));
+                p = q;
+                if (p < end && is_letter(*p) == 0 && *p != ' ') continue;
+                buf_puts(b, " "); /* keep "\pi r" from becoming "\pir" */
+            }
+        } else if (c == '\\' && p + 1 < end) {
+            char d = p[1];
+            if (d == ',' || d == '!' || d == ';' || d == ':' || d == ' ' || d == '$' || d == '(' || d == ')' ||
+                d == '[' || d == ']' || d == '\n')
+            {
+                /* spacing, a literal dollar, math delimiters; "10,\! 000" is one number */
+                if ((d == '!' || d == ',') && b->len > 0 && b->data[b->len - 1] == ',')
+                    while (p + 2 < end && p[2] == ' ') p++;
+            }
+            else if (d == '%') buf_puts(b, "%");
+            else if (d == '&') buf_puts(b, " ");
+            else buf_put(b, p, 2); /* \{ \} \\ \| */
+            p += 2;
+        } else {
+            buf_put(b, p++, 1);
+        }
+    }
+}
+
+/* Trailing words that are units ("5 cm", "12 square feet", "cm^2"). */
+static void strip_trailing_units(char *s) {
+    size_t n = strlen(s);
+    for (;;) {
+        while (n > 0 && (isspace((unsigned char)s[n - 1]) || s[n - 1] == '.')) n--;
+        size_t e = n;
+        if (e >= 2 && isdigit((unsigned char)s[e - 1]) && s[e - 2] == '^') e -= 2;
+        else if (e >= 4 && s[e - 1] == '}' && isdigit((unsigned char)s[e - 2]) && s[e - 3] == '{' && s[e - 4] == '^')
+            e -= 4;
+        size_t w = e;
+        while (w > 0 && is_letter(s[w - 1])) w--;
+        if (w == e || e - w < 2 || !is_unit_word(s + w, e - w)) break;
+        if (w > 0 && s[w - 1] == '\\') break;
+        size_t before = w;
+        while (before > 0 && isspace((unsigned char)s[before - 1])) before--;
+        if (before == 0) break; /* the whole answer is the word */
+        n = w;
+    }
+    s[n] = '\0';
+}
+
+/* Bare connecting words: "2 and 3", "1 or -1" list; "percent" is a % sign. */
+static char *replace_words(const char *s) {
+    Buf b = {0};
+    const char *p = s;
+    while (*p) {
+        if (is_letter(*p) && (p == s || (!is_letter(p[-1]) && p[-1] != '\\'))) {
+            const char *q = p;
+            while (is_letter(*q)) q++;
+            size_t n = (size_t)(q - p);
+            if ((n == 3 && strncasecmp(p, "and", 3) == 0) || (n == 2 && strncasecmp(p, "or", 2) == 0))
+                buf_puts(&b, ",");
+            else if (n == 7 && strncasecmp(p, "percent", 7) == 0)
+                buf_puts(&b, "%");
+            else
+                buf_put(&b, p, n);
+            p = q;
+        } else {
+            buf_put(&b, p++, 1);
+        }
+    }
+    return buf_finish(&b);
+}
+
+char *math_normalize(const char *answer) {
+    char *text = normalize_unicode(answer);
+    if (!text) return NULL;
+    Buf b = {0};
+    pass(&b, text, text + strlen(text), 0);
+    free(text);
+    char *passed = buf_finish(&b);
+    if (!passed) return NULL;
+    char *worded = replace_words(passed);
+    free(passed);
+    if (!worded) return NULL;
+    strip_trailing_units(worded);
+    char *trimmed = math_strndup_trimmed(worded, worded + strlen(worded));
+    free(worded);
+    return trimmed;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Tokens */
+
+static const char *const function_names[] = {"sin", "cos", "tan", "cot", "sec", "csc", "arcsin", "arccos",
+                                             "arctan", "sinh", "cosh", "tanh", "ln", "log", "exp", NULL};
+
+static int function_index(const char *name, size_t n) {
+    for (int i = 0; function_names[i]; i++)
+        if (strlen(function_names[i]) == n && memcmp(function_names[i], name, n) == 0) return i;
+    return -1;
+}
+
+static int push(MathCtx *ctx, MathTokenKind kind, int sub, int begin, int end, int spaced) {
+    if (ctx->ntokens == ctx->tokens_cap) {
+        int cap = ctx->tokens_cap ? ctx->tokens_cap * 2 : 32;
+        MathToken *tokens = aha_realloc(ctx->tokens, (size_t)cap * sizeof *tokens);
+        if (!tokens) return -1;
+        ctx->tokens = tokens;
+        ctx->tokens_cap = cap;
+    }
+    MathToken *t = &ctx->tokens[ctx->ntokens++];
+    memset(t, 0, sizeof *t);
+    t->kind = kind;
+    t->sub = sub;
+    t->spaced = spaced;
+    t->text_begin = begin;
+    t->text_end = end;
+    return 0;
+}
+
+/* A subscript at s[i] == '_': its text range (without braces); returns the index after it,
+ * or -1 when there is no well-formed subscript. */
+static int subscript(const char *s, int i, int *begin, int *end) {
+    int j = i + 1;
+    if (s[j] == '{') {
+        int depth = 0, k = j;
+        for (; s[k]; k++) {
+            if (s[k] == '{') depth++;
+            else if (s[k] == '}' && --depth == 0) break;
+        }
+        if (!s[k]) return -1;
+        *begin = j + 1;
+        *end = k;
+        return k + 1;
+    }
+    if (isalnum((unsigned char)s[j])) {
+        *begin = j;
+        *end = j + 1;
+        return j + 1;
+    }
+    return -1;
+}
+
+static int command(MathCtx *ctx, const char *name, size_t n, int begin, int end, int spaced, int *digit_args,
+                   int *ok) {
+#define IS(lit) (n == sizeof(lit) - 1 && memcmp(name, lit, n) == 0)
+    int f = function_index(name, n);
+    if (f >= 0) return push(ctx, TK_FUNC, f, begin, end, spaced);
+    if (IS("frac") || IS("dfrac") || IS("tfrac") || IS("cfrac")) {
+        *digit_args = 2;
+        return push(ctx, TK_FRAC, 0, begin, end, spaced);
+    }
+    if (IS("binom") || IS("dbinom") || IS("tbinom")) {
+        *digit_args = 2;
+        return push(ctx, TK_BINOM, 0, begin, end, spaced);
+    }
+    if (IS("sqrt")) {
+        *digit_args = 1;
+        return push(ctx, TK_SQRT, 0, begin, end, spaced);
+    }
+    if (IS("pi")) return push(ctx, TK_PI, 0, begin, end, spaced);
+    if (IS("infty") || IS("infin")) return push(ctx, TK_INFTY, 0, begin, end, spaced);
+    if (IS("cdot") || IS("times") || IS("ast")) return push(ctx, TK_STAR, 0, begin, end, spaced);
+    if (IS("div")) return push(ctx, TK_SLASH, 0, begin, end, spaced);
+    if (IS("pm")) return push(ctx, TK_PM, 0, begin, end, spaced);
+    if (IS("mp")) return push(ctx, TK_MP, 0, begin, end, spaced);
+    if (IS("cup")) return push(ctx, TK_CUP, 0, begin, end, spaced);
+    if (IS("in")) return push(ctx, TK_IN, 0, begin, end, spaced);
+    if (IS("le") || IS("leq") || IS("leqslant")) return push(ctx, TK_REL, REL_LE, begin, end, spaced);
+    if (IS("ge") || IS("geq") || IS("geqslant")) return push(ctx, TK_REL, REL_GE, begin, end, spaced);
+    if (IS("lt")) return push(ctx, TK_REL, REL_LT, begin, end, spaced);
+    if (IS("gt")) return push(ctx, TK_REL, REL_GT, begin, end, spaced);
+    if (IS("ne") || IS("neq")) return push(ctx, TK_REL, REL_NE, begin, end, spaced);
+    if (IS("approx")) return push(ctx, TK_REL, REL_EQ, begin, end, spaced);
+    if (IS("lvert") || IS("rvert") || IS("vert")) return push(ctx, TK_BAR, 0, begin, end, spaced);
+    if (IS("langle")) return push(ctx, TK_LANGLE, 0, begin, end, spaced);
+    if (IS("rangle")) return push(ctx, TK_RANGLE, 0, begin, end, spaced);
+    if (IS("lbrace")) return push(ctx, TK_LSET, 0, begin, end, spaced);
+    if (IS("rbrace")) return push(ctx, TK_RSET, 0, begin, end, spaced);
+    if (IS("begin") || IS("end")) {
+        /* Only matrix environments mean something in an answer. */
+        const char *s = ctx->text;
+        int j = end;
+        while (s[j] == ' ') j++;
+        if (s[j] != '{') return *ok = 0, 0;
+        const char *close = strchr(s + j, '}');
+        if (!close || !strstr(s + j, "matrix") || strstr(s + j, "matrix") > close) return *ok = 0, 0;
+        return push(ctx, IS("begin") ? TK_MAT_OPEN : TK_MAT_CLOSE, 0, begin, (int)(close - s) + 1, spaced);
+    }
+    /* Greek letters and other symbols: a variable named by the command. */
+    int r = push(ctx, TK_IDENT, 0, begin, end, spaced);
+    if (r == 0) ctx->tokens[ctx->ntokens - 1].name = math_hash(name - 1, n + 1);
+    return r;
+#undef IS
+}
+
+int math_tokenize(MathCtx *ctx, int *ok) {
+    const char *s = ctx->text;
+    int i = 0, spaced = 0, digit_args = 0;
+    *ok = 1;
+    ctx->ntokens = 0;
+    while (s[i] && *ok) {
+        char c = s[i];
+        if (isspace((unsigned char)c)) {
+            spaced = 1;
+            i++;
+            continue;
+        }
+        int begin = i, pending = digit_args;
+        digit_args = 0;
+        if (isdigit((unsigned char)c) || (c == '.' && isdigit((unsigned char)s[i + 1]))) {
+            int j = i, integer = 1;
+            if (pending > 0 && isdigit((unsigned char)c)) {
+                j = i + 1; /* \frac12: each argument is one digit, as in TeX */
+                digit_args = pending - 1;
+            } else {
+                int run = 0;
+                while (isdigit((unsigned char)s[j])) j++, run++;
+                /* Thousands separators: 1,234,567 (groups of exactly three, no spaces). */
+                if (run >= 1 && run <= 3 && c != '0')
+                    while (s[j] == ',' && isdigit((unsigned char)s[j + 1]) && isdigit((unsigned char)s[j + 2]) &&
+                           isdigit((unsigned char)s[j + 3]) && !isdigit((unsigned char)s[j + 4]))
+                        j += 4;
+                if (s[j] == '.' && isdigit((unsigned char)s[j + 1])) {
+                    integer = 0;
+                    j++;
+                    while (isdigit((unsigned char)s[j])) j++;
+                }
+                if ((s[j] == 'e' || s[j] == 'E') &&
+                    (isdigit((unsigned char)s[j + 1]) ||
+                     ((s[j + 1] == '-' || s[j + 1] == '+') && isdigit((unsigned char)s[j + 2])))) {
+                    integer = 0;
+                    j += 2;
+                    while (isdigit((unsigned char)s[j])) j++;
+                }
+            }
+            char small[64], *digits = small;
+            if (j - i + 1 > (int)sizeof small && !(digits = aha_malloc((size_t)(j - i + 1)))) return -1;
+            int k = 0;
+            for (int t = i; t < j; t++)
+                if (s[t] != ',') digits[k++] = s[t];
+            digits[k] = '\0';
+            double value = strtod(digits, NULL);
+            if (digits != small) free(digits);
+            if (push(ctx, TK_NUM, 0, begin, j, spaced) != 0) return -1;
+            ctx->tokens[ctx->ntokens - 1].number = value;
+            ctx->tokens[ctx->ntokens - 1].is_integer = integer;
+            /* A base subscript (204_5) is part of how the number is written. */
+            int sb, se;
+            if (s[j] == '_') {
+                int after = subscript(s, j, &sb, &se);
+                if (after < 0) *ok = 0;
+                else j = after;
+                ctx->tokens[ctx->ntokens - 1].text_end = j;
+            }
+            i = j;
+        } else if (is_letter(c)) {
+            int j = i;
+            while (is_letter(s[j])) j++;
+            int f = function_index(s + i, (size_t)(j - i));
+            if (f >= 0) {
+                if (push(ctx, TK_FUNC, f, begin, j, spaced) != 0) return -1;
+                i = j;
+            } else if (j - i >= 3) {
+                ctx->looks_textual = 1;
+                return 0;
+            } else {
+                /* Each letter is its own variable (xy = x*y); a subscript binds to the last. */
+                if (push(ctx, TK_IDENT, 0, begin, begin + 1, spaced) != 0) return -1;
+                char name[64];
+                size_t n = 0;
+                name[n++] = c;
+                i++;
+                int sb, se;
+                if (s[i] == '_') {
+                    int after = subscript(s, i, &sb, &se);
+                    if (after < 0) {
+                        *ok = 0;
+                        break;
+                    }
+                    name[n++] = '_';
+                    for (int t = sb; t < se && n < sizeof name; t++)
+                        if (s[t] != ' ' && s[t] != '{' && s[t] != '}') name[n++] = s[t];
+                    i = after;
+                    ctx->tokens[ctx->ntokens - 1].text_end = i;
+                }
+                ctx->tokens[ctx->ntokens - 1].name = math_hash(name, n);
+            }
+        } else if (c == '\\' && is_letter(s[i + 1])) {
+            int j = i + 1;
+            while (is_letter(s[j])) j++;
+            int before = ctx->ntokens;
+            if (command(ctx, s + i + 1, (size_t)(j - i - 1), begin, j, spaced, &digit_args, ok) != 0) return -1;
+            i = ctx->ntokens > before ? ctx->tokens[ctx->ntokens - 1].text_end : j;
+        } else if (c == '\\') {
+            char d = s[i + 1];
+            MathTokenKind kind;
+            if (d == '{') kind = TK_LSET;
+            else if (d == '}') kind = TK_RSET;
+            else if (d == '\\') kind = TK_ROWSEP;
+            else if (d == '|') kind = TK_BAR;
+            else {
+                *ok = 0;
+                break;
+            }
+            if (push(ctx, kind, 0, begin, i + 2, spaced) != 0) return -1;
+            i += 2;
+        } else {
+            MathTokenKind kind;
+            int sub = 0, len = 1;
+            switch (c) {
+            case '+': kind = TK_PLUS; break;
+            case '-': kind = TK_MINUS; break;
+            case '*': kind = TK_STAR; break;
+            case '/': kind = TK_SLASH; break;
+            case ':': kind = TK_SLASH; break; /* a ratio 3:4 */
+            case '^': kind = TK_CARET; digit_args = 1; break;
+            case '!':
+                if (s[i + 1] == '=') kind = TK_REL, sub = REL_NE, len = 2;
+                else kind = TK_BANG;
+                break;
+            case '%': kind = TK_PERCENT; break;
+            case '|': kind = TK_BAR; break;
+            case '(': kind = TK_LPAREN; break;
+            case ')': kind = TK_RPAREN; break;
+            case '[': kind = TK_LBRACK; break;
+            case ']': kind = TK_RBRACK; break;
+            case '{': kind = TK_LBRACE; break;
+            case '}': kind = TK_RBRACE; break;
+            case ',': kind = TK_COMMA; break;
+            case ';': kind = TK_COMMA; break;
+            case '&': kind = TK_AMP; break;
+            case '=': kind = TK_REL, sub = REL_EQ; break;
+            case '<':
+                kind = TK_REL, sub = REL_LT;
+                if (s[i + 1] == '=') sub = REL_LE, len = 2;
+                break;
+            case '>':
+                kind = TK_REL, sub = REL_GT;
+                if (s[i + 1] == '=') sub = REL_GE, len = 2;
+                break;
+            default: *ok = 0; continue;
+            }
+            if (push(ctx, kind, sub, begin, i + len, spaced) != 0) return -1;
+            i += len;
+        }
+        spaced = 0;
+    }
+    return 0;
+}
