@@ -29,4 +29,21 @@ int cli_usage_error(const char *command, const char *fmt, ...);
 /* For a subcommand whose issue has not landed: says so and returns 1. */
 int cli_not_landed(const char *command, const char *what, int issue);
 
+/* Recipe plumbing of train and pretrain (cli/recipe_cli.c). */
+#include "aha/recipe.h"
+typedef struct {
+    const char *recipe_path;
+    const char **sets; /* [n_sets] "key=value", pointing into argv */
+    int n_sets;
+    int dry_run;
+} CliRecipeArgs;
+/* Appends one --set; -1 (message printed) when out of memory. */
+int cli_recipe_add_set(CliRecipeArgs *args, const char *assignment);
+void cli_recipe_args_free(CliRecipeArgs *args);
+/* Loads args->recipe_path with the overrides and checks the purpose's required keys;
+ * returns 0, or 1 after printing the error. */
+int cli_recipe_load(const char *command, const CliRecipeArgs *args, AhaRecipePurpose purpose, AhaRecipe *out);
+/* --dry-run: prints the resolved recipe as YAML on stdout; returns the exit status. */
+int cli_recipe_dry_run(const char *command, const AhaRecipe *recipe);
+
 #endif

@@ -1,16 +1,69 @@
+#include <getopt.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "cli.h"
 
 static const char usage[] =
-"usage: aha train RECIPE.yaml [--set KEY=VALUE]... [--dry-run]\n"
+    "usage: aha train RECIPE.yaml [--set KEY=VALUE]... [--dry-run]\n"
     "       aha train --resume RUN_DIR\n\n"
-    "Runs GRPO as the recipe says, recording every rollout in RUN_DIR/run.db.\n";
+    "Runs GRPO as the recipe says, recording every rollout in RUN_DIR/run.db.\n\n"
+    "  --set KEY=VALUE  override a recipe key, e.g. --set optim.lr=3e-6 (repeatable;\n"
+    "                   lists in YAML: --set 'rollout.stop=[\"</answer>\"]';\n"
+    "                   one reward's key: --set rewards.0.weight=0.5)\n"
+    "  --dry-run        check the recipe and print it resolved (defaults filled in) as YAML\n"
+    "  --resume RUN_DIR continue a run from its last checkpoint\n"
+    "  -h, --help       this help\n\n"
+    "Every recipe key is listed in docs/recipes.md.\n";
 
 int cmd_train(int argc, char **argv) {
-    if (cli_wants_help(argc, argv)) {
-        fputs(usage, stdout);
-        return 0;
+    static const struct option options[] = {
+        {"set", required_argument, NULL, 's'},
+        {"dry-run", no_argument, NULL, 'n'},
+        {"resume", required_argument, NULL, 'r'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    CliRecipeArgs args = {0};
+    const char *resume = NULL;
+    int opt;
+    optind = 1;
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+        switch (opt) {
+        case 's':
+            if (cli_recipe_add_set(&args, optarg) != 0) return 1;
+            break;
+        case 'n': args.dry_run = 1; break;
+        case 'r': resume = optarg; break;
+        case 'h':
+            cli_recipe_args_free(&args);
+            fputs(usage, stdout);
+            return 0;
+        default:
+            cli_recipe_args_free(&args);
+            return cli_usage_error("train", "unknown or incomplete option '%s'", argv[optind - 1]);
+        }
     }
-    return cli_not_landed("train", "the GRPO trainer", 6);
+    if (resume) {
+        cli_recipe_args_free(&args);
+        if (optind < argc || args.dry_run) return cli_usage_error("train", "--resume takes no recipe and no --dry-run");
+        return cli_not_landed("train", "resuming a run", 6);
+    }
+    if (optind != argc - 1) {
+        cli_recipe_args_free(&args);
+        return cli_usage_error("train", optind >= argc ? "expected a recipe file" : "expected one recipe file, got '%s' too",
+                               optind < argc - 1 ? argv[optind + 1] : "");
+    }
+    args.recipe_path = argv[optind];
+    AhaRecipe recipe;
+    int status = cli_recipe_load("train", &args, AHA_PURPOSE_TRAIN, &recipe);
+    cli_recipe_args_free(&args);
+    if (status != 0) return status;
+    if (args.dry_run)
+        status = cli_recipe_dry_run("train", &recipe);
+    else
+        status = cli_not_landed("train", "the GRPO trainer", 6);
+    aha_recipe_free(&recipe);
+    return status;
 }
