@@ -158,18 +158,33 @@ static int fail(const Ctx *c, const RNode *node, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(message, sizeof message, fmt, ap);
     va_end(ap);
+    if (!c->name) return rnode_error(c->where, node, "%s", message);
     return rnode_error(c->where, node, "%s: %s", c->name, message);
 }
 
+/* The shortest decimal form that reads back to the same double; integers without exponent. */
+static const char *format_double(double v, char *buf, size_t size) {
+    if (v == floor(v) && fabs(v) < 1e17) {
+        snprintf(buf, size, "%.0f", v);
+        return buf;
+    }
+    for (int precision = 1; precision <= 17; precision++) {
+        snprintf(buf, size, "%.*g", precision, v);
+        if (strtod(buf, NULL) == v) break;
+    }
+    return buf;
+}
+
+
 static int range_error(const Ctx *c, const RNode *node, const AhaRecipeKey *k, const char *got) {
-    if (k->flags & AHA_KEY_ZERO_IS_OFF)
-        return fail(c, node, "expected 0 (off) or a value %s %g, got %s",
-                    k->flags & AHA_KEY_MIN_EXCLUSIVE ? ">" : ">=", k->min, got);
-    if (k->max >= 1e9)
-        return fail(c, node, "expected a value %s %g, got %s", k->flags & AHA_KEY_MIN_EXCLUSIVE ? ">" : ">=",
-                    k->min, got);
-    return fail(c, node, "expected a value in %c%g, %g], got %s", k->flags & AHA_KEY_MIN_EXCLUSIVE ? '(' : '[',
-                k->min, k->max, got);
+    char lo[64], hi[64];
+    format_double(k->min, lo, sizeof lo);
+    format_double(k->max, hi, sizeof hi);
+    const char *op = k->flags & AHA_KEY_MIN_EXCLUSIVE ? ">" : ">=";
+    if (k->flags & AHA_KEY_ZERO_IS_OFF) return fail(c, node, "expected 0 (off) or a value %s %s, got %s", op, lo, got);
+    if (k->max == AHA_RECIPE_NO_MAX) return fail(c, node, "expected a value %s %s, got %s", op, lo, got);
+    return fail(c, node, "expected a value in %c%s, %s], got %s", k->flags & AHA_KEY_MIN_EXCLUSIVE ? '(' : '[', lo,
+                hi, got);
 }
 
 static int in_range(const AhaRecipeKey *k, double v) {
@@ -182,6 +197,16 @@ static int scalar_or_fail(const Ctx *c, const RNode *node, const char *expected)
     char buf[256];
     if (!node || node->kind != RNODE_SCALAR || rnode_is_null(node))
         return fail(c, node, "expected %s, got %s", expected, rnode_describe(node, buf, sizeof buf));
+    return 0;
+}
+
+/* For numbers and booleans: a quoted value is a string in YAML, so say so. */
+static int unquoted_or_fail(const Ctx *c, const RNode *node, const char *expected) {
+    char buf[256];
+    AHA_TRY(scalar_or_fail(c, node, expected));
+    if (node->quoted)
+        return fail(c, node, "expected %s, got the quoted string %s (remove the quotes)", expected,
+                    rnode_describe(node, buf, sizeof buf));
     return 0;
 }
 
@@ -234,7 +259,7 @@ static int set_field(const Ctx *c, const AhaRecipeKey *k, const RNode *node, voi
     char got[256];
     switch (k->type) {
     case AHA_KEY_BOOL: {
-        AHA_TRY(scalar_or_fail(c, node, "true or false"));
+        AHA_TRY(unquoted_or_fail(c, node, "true or false"));
         const char *t = node->text;
         int v;
         if (!node->quoted && (!strcmp(t, "true") || !strcmp(t, "True") || !strcmp(t, "TRUE")))
@@ -248,7 +273,7 @@ static int set_field(const Ctx *c, const AhaRecipeKey *k, const RNode *node, voi
     }
     case AHA_KEY_INT:
     case AHA_KEY_INT64: {
-        AHA_TRY(scalar_or_fail(c, node, "an integer"));
+        AHA_TRY(unquoted_or_fail(c, node, "an integer"));
         const char *t = node->text;
         char *end = NULL;
         errno = 0;
@@ -266,7 +291,7 @@ static int set_field(const Ctx *c, const AhaRecipeKey *k, const RNode *node, voi
         return 0;
     }
     case AHA_KEY_FLOAT: {
-        AHA_TRY(scalar_or_fail(c, node, "a number"));
+        AHA_TRY(unquoted_or_fail(c, node, "a number"));
         const char *t = node->text;
         char *end = NULL;
         double v = strtod(t, &end);
@@ -584,7 +609,7 @@ static int unknown_section(const Ctx *c, const RNode *at, const char *name) {
 
 static int apply_document(AhaRecipe *r, const RWhere *where, const RNode *root) {
     char got[256];
-    Ctx top = {where, "recipe"};
+    Ctx top = {where, NULL};
     if (!root)
         return rnode_error(where, NULL, "the recipe is empty; expected a mapping with at least model.path");
     if (root->kind != RNODE_MAP)
@@ -900,14 +925,9 @@ static void write_quoted(FILE *out, const char *s) {
     fputc('"', out);
 }
 
-/* The shortest decimal form that reads back to the same double. */
 static void write_double(FILE *out, double v) {
     char buf[64];
-    for (int precision = 1; precision <= 17; precision++) {
-        snprintf(buf, sizeof buf, "%.*g", precision, v);
-        if (strtod(buf, NULL) == v) break;
-    }
-    fputs(buf, out);
+    fputs(format_double(v, buf, sizeof buf), out);
 }
 
 static void write_value(FILE *out, const AhaRecipeKey *k, const void *base) {

@@ -1,7 +1,8 @@
 /* The recipe schema: one row per key. Parsing, validation, --set, the YAML dump and the
  * docs check all read these rows. To add a key, add a field to its section in
- * include/aha/recipe.h and a row here, then run `aha recipe keys` and paste into
- * docs/recipes.md (the docs test names any row that disagrees). */
+ * include/aha/recipe.h, a row here, and the row the docs test prints into docs/recipes.md.
+ * Rows of one section stay together: the dump writes a section header when the prefix
+ * changes. */
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -11,7 +12,7 @@
 
 #define F(field) offsetof(AhaRecipe, field)
 #define R(field) offsetof(AhaRewardSpec, field)
-#define BIG 1e9
+#define BIG AHA_RECIPE_NO_MAX
 #define RT(t) (1u << AHA_REWARD_##t)
 
 /* Every enum field is stored through an int pointer. */
@@ -27,7 +28,7 @@ _Static_assert(sizeof(AhaModelInit) == sizeof(int) && sizeof(AhaSaveDtype) == si
 static const AhaRecipeKey recipe_keys[] = {
     /* model */
     {"model.path", AHA_KEY_PATH, F(model.path), NULL, 0, 0, AHA_KEY_DIR | AHA_KEY_REQUIRED, NULL, 0,
-     "Hugging Face model directory (config.json, *.safetensors, tokenizer.json)"},
+     "Hugging Face model directory holding config.json, safetensors weights and tokenizer.json"},
     {"model.init", AHA_KEY_ENUM, F(model.init), "pretrained", 0, 0, 0, "pretrained|random", 0,
      "pretrained loads the weights; random makes fresh weights from model.path/config.json"},
     {"model.save_dtype", AHA_KEY_ENUM, F(model.save_dtype), "auto", 0, 0, 0, "auto|f32|bf16", 0,
@@ -46,7 +47,7 @@ static const AhaRecipeKey recipe_keys[] = {
     {"data.template", AHA_KEY_ENUM, F(data.template_name), "r1_zero", 0, 0, 0,
      "r1_zero|plain|qwen_chat", 0, "prompt template applied to each question"},
     {"data.open_think", AHA_KEY_BOOL, F(data.open_think), "false", 0, 0, 0, NULL, 0,
-     "end the prompt with an opening <think> tag"},
+     "end the prompt with an opening `<think>` tag"},
     {"data.system_prompt", AHA_KEY_STRING, F(data.system_prompt), "\"\"", 0, 0, 0, NULL, 0,
      "system prompt of chat templates (\"\" = the template's own)"},
     {"data.shuffle", AHA_KEY_BOOL, F(data.shuffle), "true", 0, 0, 0, NULL, 0,
@@ -181,7 +182,7 @@ static const AhaRecipeKey reward_keys[] = {
     {"weight", AHA_KEY_FLOAT, R(weight), "1.0", -1e6, 1e6, 0, NULL, ALL_REWARDS,
      "weight of this reward in the sum"},
     {"extract", AHA_KEY_ENUM, R(extract), "auto", 0, 0, 0, "auto|boxed|answer_tag", RT(MATH),
-     "where the answer is: \\boxed{}, <answer></answer>, or auto (answer tag, then boxed)"},
+     "where the answer is: `\\boxed{}`, the `<answer>` tag, or auto (the tag, then boxed)"},
     {"pattern", AHA_KEY_STRING, R(pattern), "'^<think>.*?</think>\\s*<answer>.*?</answer>$'", 0, 0, 0,
      NULL, RT(FORMAT), "PCRE2 pattern the completion must match (dot matches newlines)"},
     {"match", AHA_KEY_ENUM, R(match), "full", 0, 0, 0, "full|search", RT(FORMAT),

@@ -97,9 +97,12 @@ static int check_unsupported(Reader *r, const yaml_event_t *event, const unsigne
     if (anchor)
         return rnode_error(r->where, &at, "anchors (&%s) and aliases are not supported in recipes; "
                                           "write the value out", (const char *)anchor);
-    if (tag && !implicit_tag)
-        return rnode_error(r->where, &at, "YAML tags (%s) are not supported in recipes; quote a value "
-                                          "to make it a string", (const char *)tag);
+    if (tag && !implicit_tag) {
+        const char *core = "tag:yaml.org,2002:", *t = (const char *)tag;
+        int shorthand = strncmp(t, core, strlen(core)) == 0;
+        return rnode_error(r->where, &at, "YAML tags (%s%s) are not supported in recipes; quote a value "
+                                          "to make it a string", shorthand ? "!!" : "", shorthand ? t + strlen(core) : t);
+    }
     return 0;
 }
 

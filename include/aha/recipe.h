@@ -216,6 +216,9 @@ enum {
     AHA_KEY_REQUIRED_PRETRAIN = 1u << 6,
 };
 
+/* A numeric key whose max is this has no upper bound worth stating in messages. */
+#define AHA_RECIPE_NO_MAX 1e9
+
 typedef struct {
     const char *key;            /* "optim.lr"; reward rows: the entry key, "weight" */
     AhaKeyType type;
