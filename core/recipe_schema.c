@@ -24,6 +24,9 @@ _Static_assert(sizeof(AhaModelInit) == sizeof(int) && sizeof(AhaSaveDtype) == si
                    sizeof(AhaRewardType) == sizeof(int) && sizeof(AhaMathExtract) == sizeof(int) &&
                    sizeof(AhaFormatMatch) == sizeof(int) && sizeof(AhaCodeMode) == sizeof(int),
                "recipe enums are stored as int");
+/* The YAML names of these index aha/reward.h's enums. */
+_Static_assert(AHA_REWARD_PLUGIN == 5 && AHA_CODE_ALL == 1 && (int)AHA_EXTRACT_ANSWER_TAG == (int)AHA_REWARD_EXTRACT_ANSWER_TAG,
+               "reward enums changed order: update reward_keys");
 
 static const AhaRecipeKey recipe_keys[] = {
     /* model */
@@ -194,9 +197,9 @@ static const AhaRecipeKey reward_keys[] = {
     {"memory_mb", AHA_KEY_INT, R(memory_mb), "256", 16, 1048576, 0, NULL, RT(CODE),
      "memory limit of the sandboxed program in MiB"},
     {"target", AHA_KEY_INT, R(target), NULL, 1, BIG, AHA_KEY_REQUIRED, NULL, RT(LENGTH),
-     "length in tokens that the penalty measures from"},
+     "completion length in tokens beyond which the penalty applies"},
     {"penalty", AHA_KEY_FLOAT, R(penalty), "0.001", 0, 1e6, 0, NULL, RT(LENGTH),
-     "penalty per token of distance from target"},
+     "reward of -penalty per completion token beyond target"},
     {"max_len", AHA_KEY_INT, R(max_len), "0", 0, BIG, 0, NULL, RT(OVERLONG),
      "DAPO L_max in tokens (0 = rollout.max_new_tokens)"},
     {"cache_len", AHA_KEY_INT, R(cache_len), NULL, 1, BIG, AHA_KEY_REQUIRED, NULL, RT(OVERLONG),

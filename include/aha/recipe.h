@@ -12,13 +12,15 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "aha/reward.h"
+
 typedef struct {
     char **items;  /* [count], owned */
     int count;
 } AhaStringList;
 
 typedef enum { AHA_INIT_PRETRAINED, AHA_INIT_RANDOM } AhaModelInit;
-typedef enum { AHA_DTYPE_AUTO, AHA_DTYPE_F32, AHA_DTYPE_BF16 } AhaSaveDtype;
+typedef enum { AHA_SAVE_DTYPE_AUTO, AHA_SAVE_DTYPE_F32, AHA_SAVE_DTYPE_BF16 } AhaSaveDtype;
 typedef enum { AHA_TEMPLATE_R1_ZERO, AHA_TEMPLATE_PLAIN, AHA_TEMPLATE_QWEN_CHAT } AhaTemplate;
 typedef enum { AHA_ADV_GRPO, AHA_ADV_DR_GRPO, AHA_ADV_BATCH_STD } AhaAdvantage;
 typedef enum { AHA_COMBINE_SUM_THEN_NORMALIZE, AHA_COMBINE_NORMALIZE_THEN_SUM } AhaRewardCombine;
@@ -32,17 +34,10 @@ typedef enum { AHA_KL_K1, AHA_KL_K2, AHA_KL_K3 } AhaKlEstimator;
 typedef enum { AHA_SCHEDULE_CONSTANT, AHA_SCHEDULE_COSINE } AhaSchedule;
 typedef enum { AHA_BACKEND_NONE, AHA_BACKEND_MPI, AHA_BACKEND_NCCL } AhaBackend;
 
-typedef enum {
-    AHA_REWARD_MATH,
-    AHA_REWARD_FORMAT,
-    AHA_REWARD_CODE,
-    AHA_REWARD_LENGTH,
-    AHA_REWARD_OVERLONG,
-    AHA_REWARD_PLUGIN
-} AhaRewardType;
+/* AhaRewardType and AhaCodeMode come from aha/reward.h; the YAML names follow their order. */
+/* Same order as AhaRewardExtract of aha/reward.h. */
 typedef enum { AHA_EXTRACT_AUTO, AHA_EXTRACT_BOXED, AHA_EXTRACT_ANSWER_TAG } AhaMathExtract;
 typedef enum { AHA_MATCH_FULL, AHA_MATCH_SEARCH } AhaFormatMatch;
-typedef enum { AHA_CODE_FRACTION, AHA_CODE_ALL } AhaCodeMode;
 
 /* One entry of the rewards list; only the keys of its type are meaningful. */
 typedef struct {

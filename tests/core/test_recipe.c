@@ -10,6 +10,10 @@
 
 #include "aha/error.h"
 #include "aha/recipe.h"
+/* recipe.h must coexist with the headers the trainer includes beside it */
+#include "aha/grpo.h"
+#include "aha/reward.h"
+#include "aha/safetensors.h"
 
 #define MINIMAL "tests/fixtures/recipes/good/minimal.yaml"
 #define FULL "tests/fixtures/recipes/good/full.yaml"
@@ -62,7 +66,7 @@ static void test_full_recipe_values(void **state) {
     (void)state;
     AhaRecipe r;
     assert_int_equal(aha_recipe_load(FULL, NULL, 0, &r), 0);
-    assert_int_equal(r.model.save_dtype, AHA_DTYPE_BF16);
+    assert_int_equal(r.model.save_dtype, AHA_SAVE_DTYPE_BF16);
     assert_string_equal(r.data.system_prompt,
                         "You are \"careful\".\nThink: then answer.\t# not a comment \xe2\x80\x94 \xc3\xbcn\xc3\xaf" "code");
     assert_int_equal(r.rollout.stop.count, 8);
