@@ -170,6 +170,7 @@ typedef struct {
     size_t err_len;
     double wall_s;          /* measured */
     unsigned isolation;     /* AHA_SANDBOX_NS_* that were in force */
+    long group_id;          /* the process group it ran in (all gone when run returns) */
 } AhaSandboxResult;
 
 #define AHA_SANDBOX_NS_USER 1u

@@ -1,0 +1,54 @@
+/* Shared between the reward set (reward.c) and the rewards it dispatches to. */
+#ifndef AHA_REWARD_INTERNAL_H
+#define AHA_REWARD_INTERNAL_H
+
+#include <jansson.h>
+
+#include "aha/error.h"
+#include "aha/reward.h"
+
+/* What one reward call sees: the sample and its row, parsed once per sample. */
+typedef struct {
+    const AhaRewardSample *sample;
+    const json_t *row;  /* a JSON object (possibly empty), never NULL */
+    int sample_index;
+    int worker;         /* 0 .. jobs-1: which per-worker resources (plug-in processes) to use */
+} RewardCall;
+
+/* Fills a value; the reason is printf-formatted and truncated to fit. */
+void reward_value_set(AhaRewardValue *value, AhaRewardStatus status, double score,
+                      const char *fmt, ...) AHA_PRINTF(4, 5);
+
+/* Each built-in keeps its compiled state behind an opaque pointer. A score function returns
+ * 0 after filling *value (any status), or -1 with an error recorded (the set turns it into a
+ * FAILED component). */
+typedef struct FormatReward FormatReward;
+FormatReward *format_reward_create(const AhaRewardConfig *config);
+int format_reward_score(FormatReward *fr, const RewardCall *call, AhaRewardValue *value);
+void format_reward_free(FormatReward *fr);
+
+typedef struct CodeReward CodeReward;
+CodeReward *code_reward_create(const AhaRewardConfig *config);
+int code_reward_score(CodeReward *cr, const RewardCall *call, AhaRewardValue *value);
+void code_reward_free(CodeReward *cr);
+
+int math_reward_score(AhaRewardExtract extract, const RewardCall *call, AhaRewardValue *value);
+
+typedef struct PluginReward PluginReward; /* a shared object (reward/plugin.c) */
+PluginReward *plugin_so_create(const AhaRewardConfig *config, const char *name);
+int plugin_so_score(PluginReward *pr, const RewardCall *call, AhaRewardValue *value);
+void plugin_so_free(PluginReward *pr);
+
+typedef struct ExecReward ExecReward; /* a JSON-lines program (reward/plugin_exec.c) */
+ExecReward *plugin_exec_create(const AhaRewardConfig *config, const char *name, int jobs);
+int plugin_exec_score(ExecReward *er, const RewardCall *call, AhaRewardValue *value);
+void plugin_exec_free(ExecReward *er);
+
+/* The JSON request both plug-in kinds receive: {"prompt", "completion", "row",
+ * "completion_tokens"}. Returns a malloc'ed compact one-line string, or NULL. */
+char *reward_request_json(const RewardCall *call);
+
+/* Monotonic seconds. */
+double reward_now(void);
+
+#endif
