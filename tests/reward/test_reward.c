@@ -218,6 +218,38 @@ static void test_bad_row_json_fails_with_reason(void **state) {
     aha_reward_set_free(set);
 }
 
+static void test_math_reward_reads_the_row(void **state) {
+    (void)state;
+    AhaRewardConfig c;
+    aha_reward_config_default(&c, AHA_REWARD_MATH);
+    AhaRewardSet *set = aha_reward_set_create(&c, 1, 1);
+    assert_non_null(set);
+    aha_reward_set_error_log(set, NULL);
+    struct { const char *completion, *row; AhaRewardStatus status; double score; } cases[] = {
+        {"so \\boxed{1,234}", "{\"answer\": \"1234\"}", AHA_REWARD_SCORED, 1.0},
+        {"so \\boxed{3/4}", "{\"answer\": 0.75}", AHA_REWARD_SCORED, 1.0},
+        {"<answer>72</answer>", "{\"answer\": \"Natalia sold 48/2 = 24 clips.\\n#### 72\"}", AHA_REWARD_SCORED, 1.0},
+        {"\\boxed{13}", "{\"answer\": 12}", AHA_REWARD_SCORED, 0.0},
+        {"\\boxed{12}", "{\"question\": \"q\"}", AHA_REWARD_NO_SCORE, 0.0},
+        {"\\boxed{12}", "{\"answer\": [12]}", AHA_REWARD_NO_SCORE, 0.0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        AhaRewardSample s = {.completion = cases[i].completion, .row_json = cases[i].row};
+        AhaRewardValue v;
+        assert_int_equal(aha_reward_set_score_one(set, 0, &s, &v), 0);
+        if (v.status != cases[i].status || v.score != cases[i].score)
+            fail_msg("case %zu: status %d score %g (%s)", i, v.status, v.score, v.reason);
+    }
+    aha_reward_set_free(set);
+    c.extract = AHA_REWARD_EXTRACT_ANSWER_TAG; /* \boxed outside <answer> is not looked at */
+    set = aha_reward_set_create(&c, 1, 1);
+    AhaRewardSample s = {.completion = "\\boxed{5}", .row_json = "{\"answer\": \"5\"}"};
+    AhaRewardValue v;
+    assert_int_equal(aha_reward_set_score_one(set, 0, &s, &v), 0);
+    assert_true(v.score == 0.0);
+    aha_reward_set_free(set);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_format_default_r1),
@@ -228,6 +260,7 @@ int main(void) {
         cmocka_unit_test(test_combination_keeps_components),
         cmocka_unit_test(test_bad_configs),
         cmocka_unit_test(test_bad_row_json_fails_with_reason),
+        cmocka_unit_test(test_math_reward_reads_the_row),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
