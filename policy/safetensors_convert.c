@@ -34,21 +34,28 @@ float aha_f16_to_f32(uint16_t h) {
     return bits_to_float(sign | ((exponent + 112u) << 23) | (mantissa << 13));
 }
 
-int aha_safetensor_to_f32(const AhaSafetensor *t, float *out) {
+int aha_safetensor_to_f32_range(const AhaSafetensor *t, uint64_t first, uint64_t count,
+                                float *out) {
+    AHA_REQUIRE(first <= t->numel && count <= t->numel - first,
+                "tensor '%s': elements [%llu, %llu) lie outside its %llu", t->name,
+                (unsigned long long)first, (unsigned long long)(first + count),
+                (unsigned long long)t->numel);
     const unsigned char *src = t->data;
     switch (t->dtype) {
     case AHA_DTYPE_F32:
-        if (t->nbytes) memcpy(out, src, t->nbytes);
+        if (count) memcpy(out, src + 4 * first, count * 4);
         return 0;
     case AHA_DTYPE_BF16:
-        for (uint64_t i = 0; i < t->numel; i++) {
+        src += 2 * first;
+        for (uint64_t i = 0; i < count; i++) {
             uint16_t v;
             memcpy(&v, src + 2 * i, 2);
             out[i] = aha_bf16_to_f32(v);
         }
         return 0;
     case AHA_DTYPE_F16:
-        for (uint64_t i = 0; i < t->numel; i++) {
+        src += 2 * first;
+        for (uint64_t i = 0; i < count; i++) {
             uint16_t v;
             memcpy(&v, src + 2 * i, 2);
             out[i] = aha_f16_to_f32(v);
@@ -58,4 +65,8 @@ int aha_safetensor_to_f32(const AhaSafetensor *t, float *out) {
         return aha_errorf("%s: tensor '%s' has dtype %s; only F32, BF16 and F16 can be loaded",
                           t->path ? t->path : "?", t->name, aha_dtype_name(t->dtype));
     }
+}
+
+int aha_safetensor_to_f32(const AhaSafetensor *t, float *out) {
+    return aha_safetensor_to_f32_range(t, 0, t->numel, out);
 }

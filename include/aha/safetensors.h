@@ -79,6 +79,10 @@ const char *aha_safetensors_metadata(const AhaSafetensorsFile *file, const char 
 /* Converts a F32, BF16 or F16 tensor to out[numel]; any other dtype is an error naming the
  * tensor and its dtype. */
 int aha_safetensor_to_f32(const AhaSafetensor *tensor, float *out);
+/* The same for elements [first, first + count) of the flattened tensor (a slice of a fused
+ * tensor); the range must lie inside it. */
+int aha_safetensor_to_f32_range(const AhaSafetensor *tensor, uint64_t first, uint64_t count,
+                                float *out);
 /* Tells the kernel the tensor's mapped pages are no longer needed, so that converting a
  * large checkpoint does not keep the whole file resident. */
 void aha_safetensor_release(const AhaSafetensor *tensor);
