@@ -544,7 +544,12 @@ void aha_tokenizer_free(AhaTokenizer *tok) {
 
 int aha_tokenizer_encode(const AhaTokenizer *tok, const char *text, size_t len, int flags,
                          AhaTokenIds *out) {
-    return tok_encode_text(tok, text, len, flags, out);
+    size_t before = out->count;
+    if (tok_encode_text(tok, text, len, flags, out) != 0) {
+        out->count = before; /* a failed call leaves the list as it was */
+        return -1;
+    }
+    return 0;
 }
 
 const char *aha_tokenizer_token_bytes(const AhaTokenizer *tok, int32_t id, size_t *len) {
