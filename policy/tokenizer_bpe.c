@@ -333,7 +333,7 @@ int tok_bpe_piece(const AhaTokenizer *tok, const char *piece, size_t len, AhaTok
     if (rc == 0 && mut->cache_ids_used + count + 1 < INT32_MAX) {
         size_t at = mut->cache_ids_used;
         mut->cache_ids[at] = (int32_t)count;
-        memcpy(mut->cache_ids + at + 1, out->ids + first, count * sizeof(int32_t));
+        if (count) memcpy(mut->cache_ids + at + 1, out->ids + first, count * sizeof(int32_t));
         rc = tok_strmap_put(&mut->cache, piece, len, (int32_t)at);
         if (rc == 0) mut->cache_ids_used += count + 1;
     }

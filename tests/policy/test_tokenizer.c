@@ -341,7 +341,7 @@ static void test_cli_round_trip(void **state) {
     (void)state;
     const char *bin = getenv("AHA_BIN");
     if (!bin) skip();
-    char cmd[1024], out[4096];
+    char cmd[2048], out[4096];
     snprintf(cmd, sizeof cmd, "printf 'Hello <|im_end|> 42' | '%s' tokenize --model " FIXTURES "/qwen2", bin);
     assert_int_equal(run(cmd, out, sizeof out), 0);
 
@@ -349,7 +349,7 @@ static void test_cli_round_trip(void **state) {
     assert_non_null(tok);
     AhaTokenIds ids = {0};
     assert_int_equal(aha_tokenizer_encode(tok, "Hello <|im_end|> 42", 19, AHA_TOKENIZE_PARSE_SPECIAL, &ids), 0);
-    char want[1024];
+    char want[256];
     size_t used = 0;
     for (size_t i = 0; i < ids.count; i++) used += (size_t)snprintf(want + used, sizeof want - used, i ? " %d" : "%d", ids.ids[i]);
     snprintf(want + used, sizeof want - used, "\n");
