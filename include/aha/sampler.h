@@ -27,7 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef struct AhaModel AhaModel; /* include/aha/model.h */
+#include "aha/model.h"
 
 typedef enum AhaStopReason {
     AHA_STOP_NONE = 0, /* still running (never in a finished group) */
@@ -114,6 +114,15 @@ typedef struct AhaRolloutStats {
  * ownership of the group (free it with aha_rollout_group_free). Returns 0, or -1 (with an
  * error recorded) to abort the run. */
 typedef int (*AhaGroupSink)(void *ctx, AhaRolloutGroup *group);
+
+/* Batch invariance. OpenBLAS sgemm rounds a row differently depending on how many rows
+ * share the call and how threads split it, so the sampler decodes with a kernels table in
+ * which matmul_forward is replaced by a batch-invariant product (rollout/matmul.h): then a
+ * completion never depends on its batch, prefix sharing or the thread count. out = base
+ * with that replacement (when base is the CPU backend or its reference; other backends are
+ * copied unchanged). A trainer that sets model->kernels to such a table for its forward
+ * gets log-probs bit-equal to the sampler's; with plain sgemm they differ by ~1e-6. */
+void aha_kernels_batch_invariant(AhaKernels *out, const AhaKernels *base);
 
 /* Checks a request against a model without sampling: the same checks aha_rollout_run and
  * aha_rollout_start make first. The message names the field or the prompt. */
