@@ -1,7 +1,8 @@
 /* Deciding equality of two parsed answers, and the public entry points.
  *
- * Numbers: exact when both are integer literals; otherwise relative tolerance 1e-9 when the
- * gold is a whole number (room for floating error only) and 1e-6 when it is not. Expressions
+ * Numbers: exact when both are integer literals; otherwise relative tolerance 1e-14 (and
+ * under 0.5) when the gold is a whole number, room for floating error only, and 1e-8 when
+ * it is not: a decimal approximation of an exact gold needs about nine significant digits. Expressions
  * with variables: equal values at MATH_POINTS fixed pseudo-random points (at least
  * MATH_MIN_POINTS where both sides are finite). Structure must match: ordered tuples and
  * intervals element by element with the same brackets, sets and bare lists as multisets. */
@@ -17,8 +18,8 @@
 
 #define MATH_POINTS 8
 #define MATH_MIN_POINTS 3
-#define MATH_REL_TOL 1e-6
-#define MATH_REL_TOL_WHOLE 1e-9
+#define MATH_REL_TOL 1e-8
+#define MATH_REL_TOL_WHOLE 1e-14
 #define MATH_ABS_TOL 1e-12
 
 static const MathValue *val(const MathCtx *c, int v) { return &c->values[v]; }
@@ -26,8 +27,10 @@ static const MathValue *val(const MathCtx *c, int v) { return &c->values[v]; }
 static int close_to(double a, double g) {
     if (isnan(a) || isnan(g)) return 0;
     if (isinf(a) || isinf(g)) return a == g;
-    double tol = (g == floor(g) && fabs(g) < 1e15) ? MATH_REL_TOL_WHOLE : MATH_REL_TOL;
-    return fabs(a - g) <= fmax(MATH_ABS_TOL, tol * fmax(fabs(a), fabs(g)));
+    double scale = fmax(fabs(a), fabs(g));
+    /* A whole-number gold leaves room for floating error only, never for the next integer. */
+    double tol = g == floor(g) ? fmin(MATH_REL_TOL_WHOLE * scale, 0.5) : MATH_REL_TOL * scale;
+    return fabs(a - g) <= fmax(MATH_ABS_TOL, tol);
 }
 
 /* Two integer literals compare digit by digit, so no size is too big to be exact. */
@@ -79,6 +82,7 @@ static int expr_equal(const MathCtx *a, const MathValue *va, const MathCtx *g, c
 }
 
 static int value_equal(const MathCtx *a, int ia, const MathCtx *g, int ig);
+static int is_single_variable(const MathCtx *c, int v);
 
 static int is_single_variable(const MathCtx *c, int v) {
     const MathValue *x = val(c, v);
@@ -187,12 +191,80 @@ static int list_equal(const MathCtx *a, const MathValue *la, const MathCtx *g, c
     return 1;
 }
 
+/* An inequality in one variable as interval bounds: value indices, or -1 for an infinite
+ * end. "x > 3" is (3, oo), "1 < x \le 3" is (1, 3]. Returns 0 when it is no such thing. */
+static int relation_bounds(const MathCtx *c, const MathValue *r, int *lo, int *lo_open, int *hi, int *hi_open) {
+    *lo = *hi = -1;
+    *lo_open = *hi_open = 1;
+    if (r->rel != REL_LT && r->rel != REL_LE && r->rel != REL_GT && r->rel != REL_GE) return 0;
+    int strict = r->rel == REL_LT || r->rel == REL_GT, less = r->rel == REL_LT || r->rel == REL_LE;
+    const MathValue *inner = val(c, r->lhs);
+    if (inner->kind == V_REL) { /* a < x < b: the inner relation holds a and x */
+        int inner_less = inner->rel == REL_LT || inner->rel == REL_LE;
+        if (inner->rel == REL_EQ || inner->rel == REL_NE || inner->rel == -1 || inner_less != less) return 0;
+        if (!is_single_variable(c, inner->rhs) || val(c, r->rhs)->kind != V_EXPR) return 0;
+        int inner_strict = inner->rel == REL_LT || inner->rel == REL_GT;
+        *lo = less ? inner->lhs : r->rhs;
+        *lo_open = less ? inner_strict : strict;
+        *hi = less ? r->rhs : inner->lhs;
+        *hi_open = less ? strict : inner_strict;
+        return 1;
+    }
+    if (is_single_variable(c, r->lhs) && val(c, r->rhs)->kind == V_EXPR) {
+        if (less) *hi = r->rhs, *hi_open = strict;
+        else *lo = r->rhs, *lo_open = strict;
+        return 1;
+    }
+    if (is_single_variable(c, r->rhs) && inner->kind == V_EXPR) {
+        if (less) *lo = r->lhs, *lo_open = strict;
+        else *hi = r->lhs, *hi_open = strict;
+        return 1;
+    }
+    return 0;
+}
+
+static int is_infinite(const MathCtx *c, int v, double sign) {
+    const MathValue *x = val(c, v);
+    return x->kind == V_EXPR && !x->has_vars && math_eval(c, x->expr, 0) == sign * INFINITY;
+}
+
+/* An inequality (rel side) against an interval (list side). */
+static int relation_matches_interval(const MathCtx *rc, const MathValue *r, const MathCtx *lc, const MathValue *l,
+                                     int rel_is_answer) {
+    if (!l->ordered || l->count != 2 || (l->open != TK_LPAREN && l->open != TK_LBRACK) ||
+        (l->close != TK_RPAREN && l->close != TK_RBRACK))
+        return 0;
+    int lo, lo_open, hi, hi_open;
+    if (!relation_bounds(rc, r, &lo, &lo_open, &hi, &hi_open)) return 0;
+    int list_lo = lc->children[l->first], list_hi = lc->children[l->first + 1];
+    int ends[2][4] = {{lo, lo_open, list_lo, l->open == TK_LPAREN}, {hi, hi_open, list_hi, l->close == TK_RPAREN}};
+    for (int e = 0; e < 2; e++) {
+        int bound = ends[e][0], open = ends[e][1], item = ends[e][2], item_open = ends[e][3];
+        if (bound < 0) {
+            if (!is_infinite(lc, item, e == 0 ? -1.0 : 1.0)) return 0;
+            continue;
+        }
+        if (open != item_open) return 0;
+        int same = rel_is_answer ? value_equal(rc, bound, lc, item) : value_equal(lc, item, rc, bound);
+        if (!same) return 0;
+    }
+    return 1;
+}
+
 static int value_equal(const MathCtx *a, int ia, const MathCtx *g, int ig) {
     const MathValue *va = val(a, ia), *vg = val(g, ig);
+    if (va->kind == V_REL && vg->kind == V_LIST && relation_matches_interval(a, va, g, vg, 1)) return 1;
+    if (vg->kind == V_REL && va->kind == V_LIST && relation_matches_interval(g, vg, a, va, 0)) return 1;
     if (vg->kind == V_CHOICE || va->kind == V_CHOICE)
         return vg->kind == V_CHOICE && va->kind == V_CHOICE && va->letter == vg->letter;
     if (vg->kind == V_TEXT || va->kind == V_TEXT) return 0; /* the caller compared the texts */
-    if (va->kind == V_REL && vg->kind == V_REL) return relation_equal(a, va, g, vg);
+    if (va->kind == V_REL && vg->kind == V_REL) {
+        if (relation_equal(a, va, g, vg)) return 1;
+        /* x \in [a, b] against a \le x \le b */
+        if (vg->rel == -1) return value_equal(a, ia, g, vg->rhs);
+        if (va->rel == -1) return value_equal(a, va->rhs, g, ig);
+        return 0;
+    }
     /* "x = 5" against "5", either way round; "x \in [1,2]" against "[1,2]". */
     if (vg->kind == V_REL) return (vg->rel == REL_EQ || vg->rel == -1) && value_equal(a, ia, g, vg->rhs);
     if (va->kind == V_REL) return (va->rel == REL_EQ || va->rel == -1) && value_equal(a, va->rhs, g, ig);
@@ -247,6 +319,11 @@ static void describe(char *why, size_t cap, const char *verdict, const char *a, 
 
 int math_compare(const char *answer, size_t answer_len, const char *gold, size_t gold_len, char *why,
                  size_t why_cap) {
+    return math_compare_ex(answer, answer_len, gold, gold_len, why, why_cap, 0);
+}
+
+int math_compare_ex(const char *answer, size_t answer_len, const char *gold, size_t gold_len, char *why,
+                    size_t why_cap, int structural) {
     if (why && why_cap) why[0] = '\0';
     if (!braces_balanced(gold, gold_len)) {
         if (why && why_cap) snprintf(why, why_cap, "gold answer has unbalanced braces");
@@ -262,12 +339,25 @@ int math_compare(const char *answer, size_t answer_len, const char *gold, size_t
     }
     int gold_choice = g.values[g.root].kind == V_CHOICE;
     if (load(&a, answer, answer_len, gold_choice ? 1 : 2) != 0) goto done;
+    if (a.looks_textual && !gold_choice && g.values[g.root].kind != V_TEXT) {
+        /* "18 apples", "The answer is 5": the math at the end of a sentence is the answer. */
+        char *math = math_trailing_math(a.text);
+        if (!math) goto done;
+        math_ctx_free(&a);
+        int r = load(&a, math, strlen(math), 2);
+        free(math);
+        if (r != 0) goto done;
+    }
     if (a.text[0] == '\0') {
         if (why && why_cap) snprintf(why, why_cap, "empty answer");
         result = 0;
         goto done;
     }
     int textual = a.values[a.root].kind == V_TEXT || g.values[g.root].kind == V_TEXT;
+    if (structural) {
+        result = textual ? 3 : value_equal(&a, a.root, &g, g.root);
+        goto done;
+    }
     result = texts_equal(a.text, g.text, textual) || (!textual && value_equal(&a, a.root, &g, g.root));
     describe(why, why_cap, result ? "equal" : "not equal", a.text, result ? " =" : " vs", g.text);
 done:

@@ -98,6 +98,9 @@ char *math_normalize(const char *answer);
  * A character that is no part of the grammar leaves *ok = 0. */
 int math_tokenize(MathCtx *ctx, int *ok);
 uint64_t math_hash(const char *s, size_t n);
+/* The math after the last standalone word of 2+ letters, without trailing words: "The answer is 5" and
+ * "18 apples" give "5" and "18" (malloc'd; NULL on out of memory). */
+char *math_trailing_math(const char *text);
 
 /* math_parse.c */
 /* Builds ctx->root from ctx->text: 0 (the answer may have become V_TEXT), -1 out of memory. */
@@ -110,5 +113,9 @@ void math_ctx_free(MathCtx *ctx);
  * why (why_cap > 0) gets "equal: A = G" / "not equal: A vs G". */
 int math_compare(const char *answer, size_t answer_len, const char *gold, size_t gold_len, char *why,
                  size_t why_cap);
+/* For tests: with structural set, the verdict of the math rules alone (no shortcut for equal
+ * texts); 3 when either side is plain text. */
+int math_compare_ex(const char *answer, size_t answer_len, const char *gold, size_t gold_len, char *why,
+                    size_t why_cap, int structural);
 
 #endif

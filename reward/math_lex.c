@@ -229,7 +229,10 @@ static void pass(Buf *b, const char *s, const char *end, int depth) {
     const char *p = s;
     while (p < end) {
         char c = *p;
-        if (c == '$' || c == '~') {
+        if (c == '{' && p + 2 < end && p[1] == ',' && p[2] == '}') {
+            buf_puts(b, ","); /* 1{,}000 */
+            p += 3;
+        } else if (c == '$' || c == '~') {
             if (c == '~') buf_puts(b, " ");
             p++;
         } else if (c == '^') {
@@ -318,6 +321,32 @@ static char *replace_words(const char *s) {
         }
     }
     return buf_finish(&b);
+}
+
+char *math_trailing_math(const char *text) {
+    size_t n = strlen(text);
+    for (;;) { /* trailing words */
+        while (n > 0 && (isspace((unsigned char)text[n - 1]) || text[n - 1] == '.')) n--;
+        size_t w = n;
+        while (w > 0 && is_letter(text[w - 1])) w--;
+        if (n - w < 2 || (w > 0 && (text[w - 1] == '\\' || text[w - 1] == '_'))) break;
+        n = w;
+    }
+    size_t start = 0;
+    for (size_t i = 0; i < n;) { /* after the last word */
+        if (!is_letter(text[i])) {
+            i++;
+            continue;
+        }
+        size_t j = i;
+        while (j < n && is_letter(text[j])) j++;
+        int standalone = (i == 0 || isspace((unsigned char)text[i - 1])) &&
+                         (j == n || isspace((unsigned char)text[j]) || text[j] == ':');
+        if (j - i >= 2 && standalone) start = j;
+        i = j;
+    }
+    while (start < n && (isspace((unsigned char)text[start]) || text[start] == ':')) start++;
+    return math_strndup_trimmed(text + start, text + n);
 }
 
 char *math_normalize(const char *answer) {
@@ -563,7 +592,7 @@ int math_tokenize(MathCtx *ctx, int *ok) {
             case '*': kind = TK_STAR; break;
             case '/': kind = TK_SLASH; break;
             case ':': kind = TK_SLASH; break; /* a ratio 3:4 */
-            case '^': kind = TK_CARET; digit_args = 1; break;
+            case '^': kind = TK_CARET; break; /* x^10 is x to the tenth, as people mean it */
             case '!':
                 if (s[i + 1] == '=') kind = TK_REL, sub = REL_NE, len = 2;
                 else kind = TK_BANG;

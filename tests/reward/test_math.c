@@ -37,7 +37,7 @@ static void test_integers_and_thousands_separators(void **state) {
     static const Case cases[] = {
         {"42", "42", 1},          {"1,000", "1000", 1},         {"1000", "1,000", 1},
         {"10,\\!080", "10080", 1}, {"11,\\! 111,\\! 111,\\! 100", "11111111100", 1},
-        {"0042", "42", 1},        {"123456789012345678901234567890", "123456789012345678901234567890", 1},
+        {"0042", "42", 1},        {"1{,}000", "1000", 1},      {"\xef\xbc\x91\xef\xbc\x92", "12", 1},        {"123456789012345678901234567890", "123456789012345678901234567890", 1},
         {"43", "42", 0},          {"1,001", "1000", 0},          {"100", "1,000", 0},
         {"123456789012345678901234567891", "123456789012345678901234567890", 0},
         {"1000000001", "1000000000", 0}, {"1,2", "12", 0},
@@ -59,7 +59,7 @@ static void test_fractions(void **state) {
     static const Case cases[] = {
         {"\\frac{3}{4}", "0.75", 1},  {"3/4", "\\frac34", 1},         {"\\dfrac{3}{4}", "\\frac{3}{4}", 1},
         {"\\tfrac34", "0.75", 1},     {"\\frac 34", "\\frac{6}{8}", 1}, {"\\frac9{19}", "9/19", 1},
-        {"0.3333333", "\\frac13", 1}, {"-\\frac{3}{8}", "\\frac{-3}{8}", 1},
+        {"0.333333333", "\\frac13", 1}, {"0.3333333", "\\frac13", 0}, {"-\\frac{3}{8}", "\\frac{-3}{8}", 1},
         {"\\frac{4}{3}", "\\frac{3}{4}", 0}, {"0.333", "\\frac13", 0}, {"\\frac{3}{5}", "\\frac{3}{4}", 0},
         {"\\frac{3}{8}", "-\\frac{3}{8}", 0},
     };
@@ -100,7 +100,7 @@ static void test_negatives_and_unicode_minus(void **state) {
 static void test_scientific_notation(void **state) {
     (void)state;
     static const Case cases[] = {
-        {"1.5\\times 10^{3}", "1500", 1}, {"1.5e3", "1500", 1}, {"1.5E+3", "1500", 1}, {"6.72\\cdot10^{-5}", ".0000672", 1},
+        {"1.5\\times 10^{3}", "1500", 1}, {"2^10", "1024", 1}, {"1.5e3", "1500", 1}, {"1.5E+3", "1500", 1}, {"6.72\\cdot10^{-5}", ".0000672", 1},
         {"1.5\\times 10^{4}", "1500", 0}, {"1.5e-3", "1500", 0}, {"6.7\\cdot10^{-5}", ".0000672", 0},
     };
     CHECK(cases);
@@ -203,6 +203,27 @@ static void test_intervals(void **state) {
         {"(1, 2)", "[1,2)", 0}, {"[1,2]", "[1,2)", 0}, {"(-\\infty, 0)", "(-\\infty, 0]", 0},
         {"(\\infty, 0]", "(-\\infty,0]", 0}, {"(-\\infty, 2) \\cup (4, \\infty)", "(-\\infty, 2) \\cup (3, \\infty)", 0},
         {"(-\\infty, 2)", "(-\\infty, 2) \\cup (3, \\infty)", 0},
+    };
+    CHECK(cases);
+}
+
+static void test_inequalities_against_intervals(void **state) {
+    (void)state;
+    static const Case cases[] = {
+        {"x > 3", "(3, \\infty)", 1}, {"(3,\\infty)", "x>3", 1}, {"1 < x \\le 3", "(1,3]", 1}, {"3 > x", "(-\\infty, 3)", 1},
+        {"x \\le 5", "(-\\infty, 5]", 1}, {"x<3", "3>x", 1}, {"-2 \\le x \\le 7", "x \\in [-2,7]", 1},
+        {"x \\ge 3", "(3, \\infty)", 0}, {"1 < x < 3", "(1,3]", 0}, {"x < 3", "(3, \\infty)", 0}, {"x > 4", "(3, \\infty)", 0},
+        {"x \\le 3", "x < 3", 0}, {"x<3", "x>3", 0},
+    };
+    CHECK(cases);
+}
+
+static void test_answer_in_a_sentence(void **state) {
+    (void)state;
+    static const Case cases[] = {
+        {"18 apples", "18", 1}, {"The answer is 5", "5", 1}, {"The answer is \\frac{1}{2}.", "0.5", 1},
+        {"The final answer is: x = 3", "3", 1},
+        {"The answer is 5", "6", 0}, {"18 apples", "19", 0}, {"five", "5", 0}, {"no solution", "0", 0},
     };
     CHECK(cases);
 }
@@ -466,6 +487,8 @@ int main(void) {
         cmocka_unit_test(test_algebraic_expressions),
         cmocka_unit_test(test_equations),
         cmocka_unit_test(test_intervals),
+        cmocka_unit_test(test_inequalities_against_intervals),
+        cmocka_unit_test(test_answer_in_a_sentence),
         cmocka_unit_test(test_tuples_are_ordered),
         cmocka_unit_test(test_sets_are_unordered),
         cmocka_unit_test(test_multiple_choice_letters),
