@@ -322,15 +322,19 @@ static int inspect_grep(sqlite3 *db, const AhaInspectOptions *o, FILE *out) {
             sqlite3_finalize(st);
             AHA_REQUIRE(known > 0, "--reward: no reward component named '%s' in this run (or reward, advantage, n_tokens)", name);
             component = 1;
-            snprintf(where, sizeof where, " AND w.score %s ?4", op);
+            /* with a step, drive the join from that step's rollouts: unary + keeps SQLite
+             * off the (name, score) index, which would scan every step's matches */
+            snprintf(where, sizeof where, " AND %sw.score %s ?4", o->step >= 0 ? "+" : "", op);
         }
     }
     snprintf(sql, sizeof sql,
              "SELECT r.step, r.prompt_index AS prompt, r.sample_index AS sample, r.reward, %s r.n_tokens AS tokens,"
-             " r.completion FROM rollouts r %s WHERE (?1 < 0 OR r.step = ?1) AND (?2 IS NULL OR instr(r.completion, ?2) > 0)"
+             " r.completion FROM rollouts r %s WHERE %s AND (?2 IS NULL OR instr(r.completion, ?2) > 0)"
              " %s ORDER BY r.step, r.prompt_index, r.sample_index LIMIT ?3",
              component ? "w.score AS component," : "",
-             component ? "JOIN rewards w ON w.rollout_id = r.id AND w.name = ?5" : "", where);
+             component ? "JOIN rewards w ON w.rollout_id = r.id AND w.name = ?5" : "",
+             /* a literal condition, not (?1 < 0 OR ...), so that SQLite can use the step index */
+             o->step >= 0 ? "r.step = ?1" : "?1 < 0", where);
     sqlite3_stmt *st;
     AHA_TRY(prepare(db, sql, &st));
     sqlite3_bind_int(st, 1, o->step);
