@@ -1,17 +1,21 @@
 /* The sandbox for untrusted programs (the code reward's Python).
  *
  * Layout of one run:
- *   trainer --fork--> keeper: own process group; unshare(PID, mount, net, IPC, UTS
- *                     namespaces; plus user when not root); forks the runner and waits
- *           --fork--> runner: PID 1 of the new PID namespace; mounts everything read-only
- *                     except the scratch directory, mounts a fresh /proc; rlimits; drops
- *                     root to a per-run user id; seccomp; execve with a clean environment.
+ *   trainer --fork--> keeper: own process group, child subreaper; unshare(PID, mount, net,
+ *                     IPC, UTS namespaces; plus user when not root); forks the runner, tells
+ *                     the trainer its pid, waits for it, then kills and reaps whatever is
+ *                     left of the runner's process group, and reports the exit status
+ *           --fork--> runner: its own process group; PID 1 of the new PID namespace; mounts
+ *                     everything read-only except the scratch directory, a fresh /proc;
+ *                     rlimits; drops root to a per-run user id; seccomp; execve with a clean
+ *                     environment.
  * The trainer reads stdout/stderr with caps, watches the keeper through a pidfd, and at the
- * wall-clock limit (or output cap) SIGKILLs the whole process group. When the runner (PID 1
- * of its namespace) dies, the kernel kills everything else in the namespace; without a PID
- * namespace the group kill does it, and seccomp forbids setsid/setpgid so nothing leaves the
- * group. Between fork and execve only async-signal-safe calls are made: the seccomp program
- * is compiled beforehand in the parent. */
+ * wall-clock limit (or output cap) SIGKILLs the runner's process group. When the runner (PID
+ * 1 of its namespace) dies, the kernel kills everything else in the namespace; without a PID
+ * namespace the group kill does it (seccomp forbids setsid/setpgid, so nothing leaves the
+ * group) and the keeper, as subreaper, reaps the orphans, so that nothing is left, not even a
+ * zombie, when aha_sandbox_run returns. Between fork and execve only async-signal-safe calls
+ * are made: the seccomp program is compiled beforehand in the parent. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -204,9 +208,10 @@ typedef struct {
     int stage;      /* 0 = about to execve; else which setup step failed */
     int err;        /* errno of the failure */
     unsigned isolation;
-    int wait_status; /* written by the keeper: the runner's status from waitpid */
+    int wait_status; /* STAGE_EXIT: the runner's status from waitpid; STAGE_PID: its pid */
 } ChildReport;
 
+enum { STAGE_EXIT = -1, STAGE_PID = -2 }; /* the keeper's reports */
 enum { STAGE_OK, STAGE_UNSHARE_MAP, STAGE_FORK, STAGE_MOUNT, STAGE_RLIMIT, STAGE_FD,
        STAGE_CHDIR, STAGE_CREDS, STAGE_PRCTL, STAGE_SECCOMP, STAGE_EXEC };
 static const char *const stage_names[] = {"ok", "mapping user ids", "fork", "mounting", "rlimits",
@@ -286,6 +291,7 @@ static int set_limit(int resource, rlim_t soft, rlim_t hard) {
 
 static _Noreturn void runner_main(const ChildPlan *p, unsigned iso, uid_t run_uid) {
     const AhaSandboxLimits *l = p->limits;
+    setpgid(0, 0);
     if (iso & AHA_SANDBOX_NS_MOUNT) {
         struct mount_attr ro = {.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID};
         struct mount_attr rw = {.attr_clr = MOUNT_ATTR_RDONLY};
@@ -349,22 +355,28 @@ static _Noreturn void keeper_main(const ChildPlan *p) {
     setpgid(0, 0);
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != p->parent_pid) _exit(127); /* the trainer died before PDEATHSIG was armed */
+    prctl(PR_SET_CHILD_SUBREAPER, 1);
     unsigned iso = keeper_unshare(p);
-    /* Without a network namespace the seccomp filter still denies sockets; with neither
-     * isolation nor filter we would not run at all (checked by the parent). */
+    /* Without a network namespace the seccomp filter still denies sockets. */
     uid_t run_uid = p->outer_uid == 0 ? (uid_t)(SANDBOX_UID_BASE + getpid()) : 0;
     pid_t runner = fork();
     if (runner < 0) child_fail(p, STAGE_FORK, iso);
     if (runner == 0) runner_main(p, iso, run_uid);
+    setpgid(runner, runner); /* also done by the runner; whichever runs first */
+    ChildReport r = {.stage = STAGE_PID, .wait_status = runner};
+    ssize_t ignored = write(p->report_w, &r, sizeof r);
     close(p->out_w);
     close(p->err_w);
     close(p->stdin_fd);
-    int status;
+    int status = 0;
     while (waitpid(runner, &status, 0) < 0) {
         if (errno != EINTR) _exit(126);
     }
-    ChildReport r = {.stage = -1, .wait_status = status};
-    ssize_t ignored = write(p->report_w, &r, sizeof r);
+    /* Whatever the runner left in its group dies; orphans come to us (subreaper): reap all. */
+    kill(-runner, SIGKILL);
+    while (waitpid(-1, NULL, 0) > 0 || errno == EINTR) {}
+    r = (ChildReport){.stage = STAGE_EXIT, .wait_status = status};
+    ignored = write(p->report_w, &r, sizeof r);
     (void)ignored;
     _exit(0);
 }
@@ -430,12 +442,26 @@ static char *capture_take(Capture *c, size_t *len) {
     return s;
 }
 
-/* Waits until no process of the group is left (dead children of PID 1 may linger briefly). */
-static void reap_group(pid_t group) {
-    for (int i = 0; i < 400; i++) {
-        if (kill(-group, SIGKILL) != 0 && errno == ESRCH) return;
-        usleep(5000);
+/* Reads the keeper's and runner's reports that have arrived (non-blocking). */
+static void reports_read(int fd, ChildReport *reports, size_t cap, size_t *count, size_t *partial) {
+    for (;;) {
+        if (*count >= cap) return;
+        char *at = (char *)&reports[*count] + *partial;
+        ssize_t n = read(fd, at, sizeof(ChildReport) - *partial);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return;
+        *partial += (size_t)n;
+        if (*partial == sizeof(ChildReport)) {
+            (*count)++;
+            *partial = 0;
+        }
     }
+}
+
+static pid_t runner_pid(const ChildReport *reports, size_t count) {
+    for (size_t i = 0; i < count; i++)
+        if (reports[i].stage == STAGE_PID) return (pid_t)reports[i].wait_status;
+    return 0;
 }
 
 int aha_sandbox_run(AhaSandbox *box, const char *const *argv, const char *stdin_name,
@@ -495,8 +521,10 @@ int aha_sandbox_run(AhaSandbox *box, const char *const *argv, const char *stdin_
     close(out[1]);
     close(err[1]);
     close(rep[1]);
-    result->group_id = keeper;
     int pidfd = (int)syscall(SYS_pidfd_open, keeper, 0);
+    ChildReport reports[8];
+    size_t n_reports = 0, partial = 0;
+    fcntl(rep[0], F_SETFL, O_NONBLOCK);
     Capture cap[2] = {{.fd = out[0], .limit = limits->max_output},
                       {.fd = err[0], .limit = limits->max_output}};
     fcntl(out[0], F_SETFL, O_NONBLOCK);
@@ -510,8 +538,8 @@ int aha_sandbox_run(AhaSandbox *box, const char *const *argv, const char *stdin_
             timed_out = 1;
             break;
         }
-        struct pollfd pf[3];
-        int np = 0, idx[3];
+        struct pollfd pf[4];
+        int np = 0, idx[4];
         for (int s = 0; s < 2; s++) {
             if (open_streams[s]) {
                 pf[np] = (struct pollfd){.fd = cap[s].fd, .events = POLLIN};
@@ -522,6 +550,10 @@ int aha_sandbox_run(AhaSandbox *box, const char *const *argv, const char *stdin_
             pf[np] = (struct pollfd){.fd = pidfd, .events = POLLIN};
             idx[np++] = 2;
         }
+        if (!runner_pid(reports, n_reports)) {
+            pf[np] = (struct pollfd){.fd = rep[0], .events = POLLIN};
+            idx[np++] = 3;
+        }
         int wait_ms = (int)(left * 1000) + 1;
         if (pidfd < 0 && wait_ms > 10) wait_ms = 10; /* no pidfd: poll the child's state */
         int ready = poll(pf, (nfds_t)np, wait_ms);
@@ -529,6 +561,7 @@ int aha_sandbox_run(AhaSandbox *box, const char *const *argv, const char *stdin_
         for (int i = 0; i < np && ready > 0; i++) {
             if (!pf[i].revents) continue;
             if (idx[i] == 2) exited = 1;
+            else if (idx[i] == 3) reports_read(rep[0], reports, 8, &n_reports, &partial);
             else if (capture_read(&cap[idx[i]])) open_streams[idx[i]] = 0;
         }
         if (cap[0].overflow || cap[1].overflow) {
@@ -547,33 +580,40 @@ int aha_sandbox_run(AhaSandbox *box, const char *const *argv, const char *stdin_
             if (open_streams[s]) capture_read(&cap[s]);
         overflow = cap[0].overflow || cap[1].overflow;
     }
-    kill(-keeper, SIGKILL);
+    /* Kill the program's group (the keeper then reaps what is left and exits); the keeper
+     * itself only if it does not finish promptly. */
+    reports_read(rep[0], reports, 8, &n_reports, &partial);
+    pid_t runner = runner_pid(reports, n_reports);
+    result->group_id = runner;
+    if (runner > 0) kill(-runner, SIGKILL);
     int status = 0;
-    while (waitpid(keeper, &status, 0) < 0 && errno == EINTR) {}
-    reap_group(keeper);
+    double give_up = reward_now() + 5.0;
+    for (;;) {
+        pid_t w = waitpid(keeper, &status, WNOHANG);
+        if (w == keeper || (w < 0 && errno != EINTR)) break;
+        if (reward_now() > give_up || runner <= 0) {
+            kill(-keeper, SIGKILL);
+            if (runner > 0) kill(-runner, SIGKILL);
+            while (waitpid(keeper, &status, 0) < 0 && errno == EINTR) {}
+            break;
+        }
+        usleep(1000);
+    }
     result->wall_s = reward_now() - start;
     if (pidfd >= 0) close(pidfd);
     close(out[0]);
     close(err[0]);
-
-    /* The reports: the runner's setup outcome, then the keeper's account of its exit. */
-    ChildReport reports[4];
-    ssize_t got = 0;
-    for (;;) {
-        ssize_t n = read(rep[0], (char *)reports + got, sizeof reports - (size_t)got);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) break;
-        got += n;
-    }
+    fcntl(rep[0], F_SETFL, 0);
+    reports_read(rep[0], reports, 8, &n_reports, &partial);
     close(rep[0]);
     int have_setup = 0, have_exit = 0, runner_status = 0;
     ChildReport setup = {0};
-    for (ssize_t i = 0; i + (ssize_t)sizeof(ChildReport) <= got; i += sizeof(ChildReport)) {
-        ChildReport *r = &reports[i / (ssize_t)sizeof(ChildReport)];
-        if (r->stage == -1) {
+    for (size_t i = 0; i < n_reports; i++) {
+        const ChildReport *r = &reports[i];
+        if (r->stage == STAGE_EXIT) {
             have_exit = 1;
             runner_status = r->wait_status;
-        } else {
+        } else if (r->stage >= 0) {
             setup = *r;
             have_setup = 1;
         }
