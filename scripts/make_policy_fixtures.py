@@ -22,8 +22,9 @@ torch_dtype), which transformers v5 still reads.
 Usage:
   /work/venv/bin/python scripts/make_policy_fixtures.py [--out tests/fixtures/policy]
   /work/venv/bin/python scripts/make_policy_fixtures.py --check-saved DIR --fixture ARCH
-      loads a model directory written by aha into transformers and compares its logits on
-      the fixture batch with the recorded ones.
+      loads DIR/model, a model directory written by aha (build/parity_saved/* after
+      test_parity ran), into transformers and compares its logits on the fixture batch of
+      ARCH with DIR/aha_logits.safetensors, what aha computed from the same directory.
 """
 import argparse
 import json
@@ -301,15 +302,16 @@ def make_sharded_bf16(model, out_root):
         f.write("\n")
 
 
-def check_saved(saved_dir, arch, out_root):
-    """Loads a directory written by aha into transformers; compares logits with the fixture."""
+def check_saved(saved, arch, out_root):
+    """Loads a model directory written by aha (saved/model) into transformers and compares its
+    logits on the fixture batch with the ones aha computed from the same directory
+    (saved/aha_logits.safetensors, written by tests/policy/test_parity.c)."""
     from safetensors.torch import load_file
     from transformers import AutoModelForCausalLM
-    fixture = os.path.join(out_root, arch)
-    with open(os.path.join(fixture, "batch.json")) as f:
+    with open(os.path.join(out_root, arch, "batch.json")) as f:
         batch = json.load(f)
-    expected = load_file(os.path.join(fixture, "expected.safetensors"))["logits"]
-    model = AutoModelForCausalLM.from_pretrained(saved_dir).float().eval()
+    expected = load_file(os.path.join(saved, "aha_logits.safetensors"))["logits"]
+    model = AutoModelForCausalLM.from_pretrained(os.path.join(saved, "model")).float().eval()
     tokens = torch.tensor(batch["tokens"])
     starts = batch["seq_start"]
     seqs = [tokens[starts[i]:starts[i + 1]] for i in range(len(starts) - 1)]
@@ -317,7 +319,7 @@ def check_saved(saved_dir, arch, out_root):
         logits, _, _ = run(model, seqs)
     diff = (logits - expected).abs().max().item()
     rel = diff / expected.abs().max().item()
-    print(f"{saved_dir}: {type(model).__name__}, max |logit diff| {diff:.3g}, relative {rel:.3g}")
+    print(f"{saved}: {type(model).__name__}, max |logit diff| {diff:.3g}, relative {rel:.3g}")
     return rel
 
 

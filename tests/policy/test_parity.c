@@ -16,6 +16,7 @@
 #include "aha/error.h"
 #include "aha/model.h"
 #include "aha/model_io.h"
+#include "aha/optim.h"
 #include "aha/safetensors.h"
 
 #define FIXTURES AHA_SOURCE_DIR "/tests/fixtures/policy"
@@ -118,6 +119,28 @@ static void check_grads(AhaModel *m, const AhaSafetensorsFile *expected, const c
     print_message("%s: %s* worst relative error %.3g (%s)\n", arch, prefix, worst, worst_name);
 }
 
+/* Saves m under AHA_BUILD_DIR/parity_saved/<name>/model and, beside it, the logits aha
+ * computes for the fixture batch after loading that directory back. The fixture script
+ * (--check-saved) then loads the directory into transformers and compares. */
+static void save_for_transformers(const char *name, const AhaModel *m, const AhaModelSource *source,
+                                  AhaDtype dtype, const Fixture *fx) {
+    char dir[512], path[600];
+    snprintf(dir, sizeof dir, AHA_BUILD_DIR "/parity_saved/%s/model", name);
+    if (aha_model_save_dir(m, dir, source, dtype) != 0) fail_msg("%s", aha_error_message());
+    AhaModel *back = aha_model_load_dir(dir, NULL);
+    if (!back) fail_msg("%s", aha_error_message());
+    AhaBatch batch = {.n_seqs = fx->n_seqs, .seq_start = fx->seq_start, .tokens = fx->tokens};
+    assert_int_equal(aha_model_forward(back, &batch), 0);
+    float *logits = malloc((size_t)fx->T * (size_t)back->cfg.vocab_size * sizeof *logits);
+    assert_int_equal(aha_model_logits(back, logits), 0);
+    AhaSafetensorsEntry e = {.name = "logits", .dtype = AHA_DTYPE_F32, .ndim = 2,
+                             .shape = {fx->T, back->cfg.vocab_size}, .data = logits};
+    snprintf(path, sizeof path, AHA_BUILD_DIR "/parity_saved/%s/aha_logits.safetensors", name);
+    assert_int_equal(aha_safetensors_write(path, &e, 1, NULL), 0);
+    free(logits);
+    aha_model_free(back);
+}
+
 static void check_arch(const char *arch, int with_aux_grads) {
     char dir[512], path[600];
     snprintf(dir, sizeof dir, FIXTURES "/%s", arch);
@@ -171,6 +194,94 @@ static void check_arch(const char *arch, int with_aux_grads) {
     free(logprob);
     free(dlogprob);
     aha_safetensors_close(expected);
+    save_for_transformers(arch, m, &source, AHA_DTYPE_AS_SOURCE, &fx);
+    if (strcmp(arch, "qwen3_moe") == 0 || strcmp(arch, "qwen2_moe") == 0) {
+        char variant[64], variant_dir[600];
+        snprintf(variant, sizeof variant, "%s_%s", arch,
+                 strcmp(arch, "qwen3_moe") == 0 ? "fused_bf16" : "sharded_bf16");
+        snprintf(variant_dir, sizeof variant_dir, FIXTURES "/%s", variant);
+        AhaModel *v = aha_model_load_dir(variant_dir, &source);
+        assert_non_null(v);
+        save_for_transformers(variant, v, &source, AHA_DTYPE_AS_SOURCE, &fx);
+        aha_model_free(v);
+    }
+    fixture_free(&fx);
+    aha_model_free(m);
+}
+
+/* Three training steps (forward, backward of the mean cross-entropy, global norm clipping,
+ * AdamW) against torch.optim.AdamW after torch.nn.utils.clip_grad_norm_. */
+static void test_adamw_steps(void **state) {
+    (void)state;
+    const char *arch = "qwen3_moe";
+    AhaModel *m = aha_model_load_dir(FIXTURES "/qwen3_moe", NULL);
+    if (!m) fail_msg("%s", aha_error_message());
+    Fixture fx;
+    fixture_load(&fx, arch);
+    json_t *hp = json_object_get(fx.root, "adamw");
+    assert_non_null(hp);
+    AhaAdamWConfig cfg = {
+        .beta1 = (float)json_real_value(json_object_get(hp, "beta1")),
+        .beta2 = (float)json_real_value(json_object_get(hp, "beta2")),
+        .eps = (float)json_real_value(json_object_get(hp, "eps")),
+        .weight_decay = (float)json_real_value(json_object_get(hp, "weight_decay")),
+    };
+    float lr = (float)json_real_value(json_object_get(hp, "lr"));
+    float max_norm = (float)json_real_value(json_object_get(hp, "max_grad_norm"));
+    json_t *norms = json_object_get(hp, "grad_norms");
+    int steps = (int)json_integer_value(json_object_get(hp, "steps"));
+    assert_int_equal((int)json_array_size(norms), steps);
+    AhaAdamW opt;
+    assert_int_equal(aha_adamw_init(&opt, m->params.count, &cfg), 0);
+    assert_int_equal(aha_model_alloc_grads(m), 0);
+    AhaBatch batch = {.n_seqs = fx.n_seqs, .seq_start = fx.seq_start, .tokens = fx.tokens};
+    float *logprob = calloc((size_t)fx.T, sizeof *logprob);
+    float *dlogprob = calloc((size_t)fx.T, sizeof *dlogprob);
+    for (int t = 0; t < fx.T; t++) dlogprob[t] = fx.targets[t] >= 0 ? -1.0f / (float)fx.n_scored : 0;
+    for (int step = 0; step < steps; step++) {
+        assert_int_equal(aha_model_forward(m, &batch), 0);
+        assert_int_equal(aha_model_logprobs(m, fx.targets, 1.0f, logprob, NULL), 0);
+        aha_model_zero_grads(m);
+        assert_int_equal(aha_model_backward(m, dlogprob, 0.0f), 0);
+        float norm = aha_clip_grad_norm(m->grads.memory, m->grads.count, max_norm);
+        double want = json_real_value(json_array_get(norms, (size_t)step));
+        print_message("%s: step %d grad norm %.7f (torch %.7f)\n", arch, step + 1, norm, want);
+        assert_true(fabs(norm - want) < TOLERANCE * want);
+        aha_adamw_step(&opt, m->params.memory, m->grads.memory, lr);
+    }
+    char path[512];
+    snprintf(path, sizeof path, FIXTURES "/%s/expected.safetensors", arch);
+    AhaSafetensorsFile *expected = aha_safetensors_open(path);
+    assert_non_null(expected);
+    /* Compare the updates (after - before), which are ~1e-3 of the weights. */
+    AhaModel *before = aha_model_load_dir(FIXTURES "/qwen3_moe", NULL);
+    assert_non_null(before);
+    double worst = 0;
+    for (int i = 0; i < aha_model_num_tensors(m); i++) {
+        const AhaTensor *t = aha_model_tensor(m, i);
+        const float *initial = aha_model_tensor(before, i)->data;
+        char key[200];
+        snprintf(key, sizeof key, "adamw.%s", t->name);
+        float *want = expected_tensor(expected, key, t->numel);
+        float *got = malloc(t->numel * sizeof *got);
+        for (size_t j = 0; j < t->numel; j++) {
+            got[j] = t->data[j] - initial[j];
+            want[j] -= initial[j];
+        }
+        double err = relative_error(got, want, t->numel, 0);
+        worst = fmax(worst, err);
+        if (err >= 1e-3) fail_msg("%s: %s update relative error %.3g", arch, key, err);
+        free(got);
+        free(want);
+    }
+    aha_model_free(before);
+    save_for_transformers("qwen3_moe_trained_bf16", m, NULL, AHA_DTYPE_BF16, &fx);
+    print_message("%s: updates after %d AdamW steps, worst relative error %.3g\n", arch, steps,
+                  worst);
+    aha_safetensors_close(expected);
+    free(logprob);
+    free(dlogprob);
+    aha_adamw_free(&opt);
     fixture_free(&fx);
     aha_model_free(m);
 }
@@ -201,6 +312,7 @@ int main(void) {
         cmocka_unit_test(test_qwen2_moe),
         cmocka_unit_test(test_olmoe),
         cmocka_unit_test(test_mixtral),
+        cmocka_unit_test(test_adamw_steps),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
