@@ -1,15 +1,99 @@
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
+#include "aha/taskgen.h"
 #include "cli.h"
 
 static const char usage[] =
-"usage: aha data gen TASK [options]\n\n"
-    "Writes synthetic reasoning problems as JSONL.\n";
+    "usage: aha data gen sum|countdown --out-dir DIR [--n N] [--eval-n M]\n"
+    "                    [--operands K] [--digits D] [--seed S]\n\n"
+    "Writes synthetic reasoning problems as JSONL: DIR/train.jsonl (N problems) and\n"
+    "DIR/eval.jsonl (M held-out problems, none shared with train), each row with\n"
+    "\"question\" and \"answer\" (countdown also \"nums\" and \"target\"). The same seed\n"
+    "gives the same files.\n\n"
+    "  sum         K numbers of D digits added: question \"123+456+789\", answer \"1368\"\n"
+    "              (defaults K=3, D=3)\n"
+    "  countdown   reach a target with K numbers, each used once, with + - * /:\n"
+    "              question \"make 65 from 19 36 55 7\", answer one equation that works;\n"
+    "              numbers 1 to 10^D-1, targets of D digits, every target reachable\n"
+    "              (defaults K=4, D=2)\n\n"
+    "  --n N         training problems (10000)\n"
+    "  --eval-n M    held-out problems (500)\n"
+    "  --operands K  numbers per problem\n"
+    "  --digits D    digits per number\n"
+    "  --seed S      random seed (1)\n"
+    "  --out-dir DIR output directory, created if missing\n"
+    "  -h, --help    this help\n";
+
+static int parse_count(const char *option, const char *text, long long max, long long *out) {
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(text, &end, 10);
+    if (errno || end == text || *end != '\0' || v < 0 || v > max) {
+        cli_usage_error("data", "%s: expected an integer from 0 to %lld, got '%s'", option, max, text);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
 
 int cmd_data(int argc, char **argv) {
+    static const struct option options[] = {
+        {"n", required_argument, NULL, 'n'},        {"eval-n", required_argument, NULL, 'e'},
+        {"operands", required_argument, NULL, 'k'}, {"digits", required_argument, NULL, 'd'},
+        {"seed", required_argument, NULL, 's'},     {"out-dir", required_argument, NULL, 'o'},
+        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+    };
     if (cli_wants_help(argc, argv)) {
         fputs(usage, stdout);
         return 0;
     }
-    return cli_not_landed("data", "the task generator", 7);
+    if (argc < 3 || strcmp(argv[1], "gen") != 0)
+        return cli_usage_error("data", "expected 'aha data gen TASK'");
+    AhaTaskKind kind;
+    if (aha_taskgen_kind_parse(argv[2], &kind) != 0) return cli_usage_error("data", "unknown task '%s'; expected sum or countdown", argv[2]);
+    AhaTaskGenConfig config;
+    aha_taskgen_defaults(&config, kind);
+    const char *out_dir = NULL;
+    long long v;
+    int opt;
+    optind = 3;
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+        const char *name = argv[optind - 1];
+        switch (opt) {
+        case 'n':
+            if (parse_count(name, optarg, INT_MAX, &v) != 0) return 2;
+            config.n_train = (int)v;
+            break;
+        case 'e':
+            if (parse_count(name, optarg, INT_MAX, &v) != 0) return 2;
+            config.n_eval = (int)v;
+            break;
+        case 'k':
+            if (parse_count(name, optarg, INT_MAX, &v) != 0) return 2;
+            config.operands = (int)v;
+            break;
+        case 'd':
+            if (parse_count(name, optarg, INT_MAX, &v) != 0) return 2;
+            config.digits = (int)v;
+            break;
+        case 's':
+            if (parse_count(name, optarg, LLONG_MAX, &v) != 0) return 2;
+            config.seed = (uint64_t)v;
+            break;
+        case 'o': out_dir = optarg; break;
+        default: return cli_usage_error("data", "unknown or incomplete option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc) return cli_usage_error("data", "unexpected argument '%s'", argv[optind]);
+    if (!out_dir) return cli_usage_error("data", "--out-dir DIR is required");
+    if (aha_taskgen_write(&config, out_dir) != 0) return cli_fail("data");
+    printf("wrote %s/train.jsonl (%d problems) and %s/eval.jsonl (%d problems)\n", out_dir, config.n_train, out_dir,
+           config.n_eval);
+    return 0;
 }
