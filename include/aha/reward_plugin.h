@@ -16,7 +16,7 @@
  * aha calls aha_reward_plugin_score from several threads at once: it must be thread-safe.
  * It runs inside the trainer's process, so a crash in it is a crash of the run: a reward
  * that runs untrusted code or may hang belongs in a JSON-lines program plug-in instead
- * (docs/rewards.md). examples/reward_plugins/length_ratio.c is a complete example. */
+ * (docs/rewards.md). examples/reward_plugins/repetition.c is a complete example. */
 #ifndef AHA_REWARD_PLUGIN_H
 #define AHA_REWARD_PLUGIN_H
 
