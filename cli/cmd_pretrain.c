@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "aha/pretrain.h"
 #include "cli.h"
 
 static const char usage[] =
@@ -53,7 +54,7 @@ int cmd_pretrain(int argc, char **argv) {
     if (args.dry_run)
         status = cli_recipe_dry_run("pretrain", &recipe);
     else
-        status = cli_not_landed("pretrain", "supervised pre-training", 7);
+        status = aha_pretrain_run(&recipe, stdout) == 0 ? 0 : cli_fail("pretrain");
     aha_recipe_free(&recipe);
     return status;
 }
