@@ -59,6 +59,20 @@ static int corpus_add(Corpus *c, const AhaTokenIds *ids, int seq_len) {
     return 0;
 }
 
+/* Byte-level BPE drops characters its vocabulary lacks; training on such silently changed
+ * text would teach the wrong thing, so a document must decode back to itself. */
+static int check_round_trip(const AhaTokenizer *tok, const AhaTokenIds *ids, const char *text,
+                            size_t len) {
+    size_t back_len = 0;
+    char *back = aha_tokenizer_decode(tok, ids->ids, ids->count, 0, &back_len);
+    AHA_CHECK_ALLOC(back);
+    int same = back_len == len && memcmp(back, text, len) == 0;
+    free(back);
+    AHA_REQUIRE(same, "the tokenizer cannot represent this text (a character is missing from "
+                      "its vocabulary)");
+    return 0;
+}
+
 static int corpus_load(Corpus *c, const char *path, const AhaTokenizer *tok, int seq_len) {
     FILE *f = fopen(path, "r");
     AHA_CHECK_SYS(f != NULL, "%s", path);
@@ -87,6 +101,7 @@ static int corpus_load(Corpus *c, const char *path, const AhaTokenizer *tok, int
         ids.count = 0;
         rc = aha_tokenizer_encode(tok, json_string_value(text), json_string_length(text),
                                   AHA_TOKENIZE_PARSE_SPECIAL, &ids);
+        if (rc == 0) rc = check_round_trip(tok, &ids, json_string_value(text), json_string_length(text));
         json_decref(row);
         if (rc != 0) {
             aha_error_prefix("%s:%d", path, line_no);

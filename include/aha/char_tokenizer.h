@@ -6,7 +6,7 @@
 #define AHA_CHAR_TOKENIZER_H
 
 /* The characters of the synthetic tasks: digits, arithmetic, brackets, separators. */
-#define AHA_CHAR_TOKENIZER_DEFAULT_CHARSET "0123456789+-*/()=,. "
+#define AHA_CHAR_TOKENIZER_DEFAULT_CHARSET "0123456789+-*/()=,. abcdefghijklmnopqrstuvwxyz"
 #define AHA_CHAR_TOKENIZER_EOS "<|endoftext|>"
 
 /* Writes DIR/tokenizer.json and DIR/tokenizer_config.json (DIR must exist). The charset is
