@@ -21,6 +21,8 @@ torch_dtype), which transformers v5 still reads.
 
 Usage:
   /work/venv/bin/python scripts/make_policy_fixtures.py [--out tests/fixtures/policy]
+  /work/venv/bin/python scripts/make_policy_fixtures.py --big DIR
+      writes a ~1 GB bf16 qwen3_moe checkpoint of random weights (for measuring load memory).
   /work/venv/bin/python scripts/make_policy_fixtures.py --check-saved DIR --fixture ARCH
       loads DIR/model, a model directory written by aha (build/parity_saved/* after
       test_parity ran), into transformers and compares its logits on the fixture batch of
@@ -323,14 +325,59 @@ def check_saved(saved, arch, out_root):
     return rel
 
 
+BIG = dict(vocab_size=32000, hidden_size=1024, num_hidden_layers=8, num_attention_heads=16,
+           num_key_value_heads=4, head_dim=64, num_experts=32, num_experts_per_tok=4,
+           moe_intermediate_size=512, intermediate_size=2048, norm_topk_prob=True,
+           rms_norm_eps=1e-6, max_position_embeddings=4096)
+
+
+def make_big(path):
+    """A ~1 GB bf16 qwen3_moe checkpoint of random weights, for measuring load memory (not a
+    fixture: never commit it). Tensors are written directly, without building the model."""
+    c = BIG
+    H, V, hd = c["hidden_size"], c["vocab_size"], c["head_dim"]
+    q, kv, E, inter = c["num_attention_heads"] * hd, c["num_key_value_heads"] * hd, \
+        c["num_experts"], c["moe_intermediate_size"]
+    shapes = {"model.embed_tokens.weight": (V, H), "model.norm.weight": (H,),
+              "lm_head.weight": (V, H)}
+    for layer in range(c["num_hidden_layers"]):
+        p = f"model.layers.{layer}."
+        shapes.update({p + "input_layernorm.weight": (H,), p + "post_attention_layernorm.weight": (H,),
+                       p + "self_attn.q_proj.weight": (q, H), p + "self_attn.k_proj.weight": (kv, H),
+                       p + "self_attn.v_proj.weight": (kv, H), p + "self_attn.o_proj.weight": (H, q),
+                       p + "self_attn.q_norm.weight": (hd,), p + "self_attn.k_norm.weight": (hd,),
+                       p + "mlp.gate.weight": (E, H)})
+        for e in range(E):
+            shapes.update({f"{p}mlp.experts.{e}.gate_proj.weight": (inter, H),
+                           f"{p}mlp.experts.{e}.up_proj.weight": (inter, H),
+                           f"{p}mlp.experts.{e}.down_proj.weight": (H, inter)})
+    gen = torch.Generator().manual_seed(0)
+    tensors = {n: (0.02 * torch.randn(s, generator=gen)).to(torch.bfloat16)
+               for n, s in shapes.items()}
+    os.makedirs(path, exist_ok=True)
+    save_file(tensors, os.path.join(path, "model.safetensors"), metadata={"format": "pt"})
+    cfg = dict(c, model_type="qwen3_moe", architectures=["Qwen3MoeForCausalLM"],
+               hidden_act="silu", rope_theta=1e6, torch_dtype="bfloat16",
+               tie_word_embeddings=False, decoder_sparse_step=1, mlp_only_layers=[],
+               attention_bias=False, use_sliding_window=False, router_aux_loss_coef=0.001)
+    with open(os.path.join(path, "config.json"), "w") as f:
+        json.dump(cfg, f, indent=2, sort_keys=True)
+    n = sum(t.numel() for t in tensors.values())
+    print(f"{path}: {n / 1e6:.1f} M parameters, {2 * n / 1e9:.2f} GB bf16")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=os.path.join(ROOT, "tests", "fixtures", "policy"))
     ap.add_argument("--check-saved", metavar="DIR")
     ap.add_argument("--fixture", choices=sorted(ARCHS))
     ap.add_argument("--tolerance", type=float, default=1e-4)
+    ap.add_argument("--big", metavar="DIR", help="write a ~1 GB bf16 checkpoint to DIR (not a fixture)")
     args = ap.parse_args()
     torch.set_num_threads(1)
+    if args.big:
+        make_big(args.big)
+        return
     if args.check_saved:
         rel = check_saved(args.check_saved, args.fixture, args.out)
         sys.exit(0 if rel < args.tolerance else 1)
