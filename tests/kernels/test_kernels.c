@@ -1,0 +1,265 @@
+/* Every kernel: its backward against central finite differences (loss = sum r*out, summed
+ * in double, each input checked along random directions and at single coordinates), and the
+ * fast CPU kernel against the plain C reference on odd sizes. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "aha/kernels.h"
+
+static uint64_t rng = 99;
+static float uniform(void) {
+    rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (float)((rng >> 40) & 0xffffff) / 16777216.0f - 0.5f;
+}
+static float *randn(size_t n, float scale) {
+    float *x = malloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) x[i] = 2.0f * scale * uniform();
+    return x;
+}
+static float *zeros(size_t n) { return calloc(n, sizeof(float)); }
+
+typedef double (*LossFn)(void *ctx);
+
+/* Checks d loss / d x against grad along 3 random directions and at 3 coordinates. */
+static void check_grad(const char *what, LossFn loss, void *ctx, float *x, const float *grad,
+                       size_t n, double eps, double tol) {
+    float *saved = malloc(n * sizeof(float)), *dir = malloc(n * sizeof(float));
+    memcpy(saved, x, n * sizeof(float));
+    for (int trial = 0; trial < 6; trial++) {
+        if (trial < 3) {
+            for (size_t i = 0; i < n; i++) dir[i] = uniform();
+        } else {
+            memset(dir, 0, n * sizeof(float));
+            dir[(size_t)((uniform() + 0.5f) * (n - 1))] = 1.0f;
+        }
+        /* the analytic side uses the step float rounding actually made, x+ - x- */
+        double analytic = 0.0;
+        for (size_t i = 0; i < n; i++) {
+            float up = saved[i] + (float)eps * dir[i], down = saved[i] - (float)eps * dir[i];
+            analytic += (double)grad[i] * ((double)up - down) / (2 * eps);
+        }
+        for (size_t i = 0; i < n; i++) x[i] = saved[i] + (float)eps * dir[i];
+        double plus = loss(ctx);
+        for (size_t i = 0; i < n; i++) x[i] = saved[i] - (float)eps * dir[i];
+        double minus = loss(ctx);
+        memcpy(x, saved, n * sizeof(float));
+        double numeric = (plus - minus) / (2 * eps);
+        double err = fabs(numeric - analytic) / fmax(1e-2, fmax(fabs(numeric), fabs(analytic)));
+        if (err > tol) fail_msg("%s trial %d: analytic %.7g vs numeric %.7g", what, trial, analytic, numeric);
+    }
+    free(saved);
+    free(dir);
+}
+
+static double weighted(const float *out, const float *r, size_t n) {
+    double s = 0.0;
+    for (size_t i = 0; i < n; i++) s += (double)r[i] * out[i];
+    return s;
+}
+
+static void assert_close(const char *what, const float *a, const float *b, size_t n, float tol) {
+    for (size_t i = 0; i < n; i++)
+        if (fabsf(a[i] - b[i]) > tol * fmaxf(1.0f, fabsf(b[i])))
+            fail_msg("%s[%zu]: %.8g vs reference %.8g", what, i, a[i], b[i]);
+}
+
+/* ---- matmul */
+typedef struct { float *out, *in, *w, *b, *r; int n, i, o; } MatmulCtx;
+static double matmul_loss(void *p) {
+    MatmulCtx *c = p;
+    aha_matmul_forward_ref(c->out, c->in, c->w, c->b, c->n, c->i, c->o);
+    return weighted(c->out, c->r, (size_t)c->n * c->o);
+}
+
+static void test_matmul(void **state) {
+    (void)state;
+    int n = 7, i = 13, o = 9;
+    MatmulCtx c = {zeros(n * o), randn(n * i, 1), randn(o * i, 1), randn(o, 1), randn(n * o, 1), n, i, o};
+    float *din = zeros(n * i), *dw = zeros(o * i), *db = zeros(o);
+    aha_matmul_backward_ref(din, dw, db, c.r, c.in, c.w, n, i, o);
+    check_grad("matmul din", matmul_loss, &c, c.in, din, n * i, 1e-2, 1e-3);
+    check_grad("matmul dweight", matmul_loss, &c, c.w, dw, o * i, 1e-2, 1e-3);
+    check_grad("matmul dbias", matmul_loss, &c, c.b, db, o, 1e-2, 1e-3);
+    const AhaKernels *K = aha_kernels_cpu();
+    float *fast = zeros(n * o), *fdin = zeros(n * i), *fdw = zeros(o * i), *fdb = zeros(o);
+    K->matmul_forward(fast, c.in, c.w, c.b, n, i, o);
+    aha_matmul_forward_ref(c.out, c.in, c.w, c.b, n, i, o);
+    assert_close("matmul forward", fast, c.out, n * o, 1e-5f);
+    K->matmul_backward(fdin, fdw, fdb, c.r, c.in, c.w, n, i, o);
+    assert_close("matmul din", fdin, din, n * i, 1e-5f);
+    assert_close("matmul dweight", fdw, dw, o * i, 1e-5f);
+    assert_close("matmul dbias", fdb, db, o, 1e-5f);
+    free(c.out), free(c.in), free(c.w), free(c.b), free(c.r);
+    free(din), free(dw), free(db), free(fast), free(fdin), free(fdw), free(fdb);
+}
+
+/* ---- rmsnorm */
+typedef struct { float *out, *rstd, *in, *w, *r; int n, d; } NormCtx;
+static double norm_loss(void *p) {
+    NormCtx *c = p;
+    aha_rmsnorm_forward_ref(c->out, c->rstd, c->in, c->w, c->n, c->d, 1e-5f);
+    return weighted(c->out, c->r, (size_t)c->n * c->d);
+}
+
+static void test_rmsnorm(void **state) {
+    (void)state;
+    int n = 5, d = 11;
+    NormCtx c = {zeros(n * d), zeros(n), randn(n * d, 1), randn(d, 1), randn(n * d, 1), n, d};
+    norm_loss(&c);
+    float *din = zeros(n * d), *dw = zeros(d);
+    aha_rmsnorm_backward_ref(din, dw, c.r, c.in, c.w, c.rstd, n, d);
+    check_grad("rmsnorm din", norm_loss, &c, c.in, din, n * d, 1e-3, 2e-3);
+    check_grad("rmsnorm dweight", norm_loss, &c, c.w, dw, d, 1e-3, 2e-3);
+    const AhaKernels *K = aha_kernels_cpu();
+    float *fast = zeros(n * d), *frstd = zeros(n), *fdin = zeros(n * d), *fdw = zeros(d);
+    K->rmsnorm_forward(fast, frstd, c.in, c.w, n, d, 1e-5f);
+    norm_loss(&c);
+    assert_close("rmsnorm forward", fast, c.out, n * d, 1e-6f);
+    K->rmsnorm_backward(fdin, fdw, c.r, c.in, c.w, frstd, n, d);
+    assert_close("rmsnorm din", fdin, din, n * d, 1e-5f);
+    assert_close("rmsnorm dweight", fdw, dw, d, 1e-5f);
+    free(c.out), free(c.rstd), free(c.in), free(c.w), free(c.r);
+    free(din), free(dw), free(fast), free(frstd), free(fdin), free(fdw);
+}
+
+/* ---- rope: backward is the transpose (<R x, y> = <x, R^T y>), and rotation keeps norms */
+static void test_rope(void **state) {
+    (void)state;
+    int n = 6, heads = 3, hd = 8, pos[6] = {0, 1, 2, 7, 100, 5000};
+    size_t len = (size_t)n * heads * hd;
+    float *x = randn(len, 1), *y = randn(len, 1), *rx = malloc(len * 4), *ry = malloc(len * 4);
+    memcpy(rx, x, len * 4);
+    memcpy(ry, y, len * 4);
+    aha_rope_forward_ref(rx, pos, n, heads, hd, 10000.0f);
+    aha_rope_backward_ref(ry, pos, n, heads, hd, 10000.0f);
+    assert_float_equal(weighted(rx, y, len), weighted(x, ry, len), 1e-4);
+    assert_float_equal(weighted(rx, rx, len), weighted(x, x, len), 1e-3);
+    assert_close("rope position 0 is the identity", rx, x, heads * hd, 0.0f);
+    /* pair (0, hd/2) at position 1 rotates by exactly 1 radian */
+    float c1 = cosf(1.0f), s1 = sinf(1.0f);
+    size_t r1 = (size_t)heads * hd;
+    assert_float_equal(rx[r1], x[r1] * c1 - x[r1 + hd / 2] * s1, 1e-6);
+    float *fast = malloc(len * 4);
+    memcpy(fast, x, len * 4);
+    aha_kernels_cpu()->rope_forward(fast, pos, n, heads, hd, 10000.0f);
+    assert_close("rope fast", fast, rx, len, 1e-6f);
+    memcpy(fast, y, len * 4);
+    aha_kernels_cpu()->rope_backward(fast, pos, n, heads, hd, 10000.0f);
+    assert_close("rope backward fast", fast, ry, len, 1e-6f);
+    free(x), free(y), free(rx), free(ry), free(fast);
+}
+
+/* ---- attention over a packed batch with GQA */
+enum { HEADS = 4, KV = 2, HD = 6 };
+static const int att_starts[4] = {0, 5, 6, 13};
+typedef struct { float *out, *probs, *q, *k, *v, *r; } AttCtx;
+static double att_loss(void *p) {
+    AttCtx *c = p;
+    aha_attention_forward_ref(c->out, c->probs, c->q, c->k, c->v, att_starts, 3, HEADS, KV, HD);
+    return weighted(c->out, c->r, 13 * HEADS * HD);
+}
+
+static void test_attention(void **state) {
+    (void)state;
+    int T = 13, qd = HEADS * HD, kvd = KV * HD;
+    size_t P = aha_attention_probs_offset(att_starts, 3, HEADS);
+    AttCtx c = {zeros(T * qd), zeros(P), randn(T * qd, 1), randn(T * kvd, 1), randn(T * kvd, 1),
+                randn(T * qd, 1)};
+    att_loss(&c);
+    float *dq = zeros(T * qd), *dk = zeros(T * kvd), *dv = zeros(T * kvd);
+    /* causal and per sequence: the first row of each sequence attends only to itself */
+    for (int d = 0; d < HD; d++) assert_float_equal(c.out[5 * qd + d], c.v[5 * kvd + d], 1e-6);
+    aha_attention_backward_ref(dq, dk, dv, c.r, c.q, c.k, c.v, c.probs, att_starts, 3, HEADS, KV, HD);
+    check_grad("attention dq", att_loss, &c, c.q, dq, T * qd, 1e-2, 2e-3);
+    check_grad("attention dk", att_loss, &c, c.k, dk, T * kvd, 1e-2, 2e-3);
+    check_grad("attention dv", att_loss, &c, c.v, dv, T * kvd, 1e-2, 2e-3);
+    const AhaKernels *K = aha_kernels_cpu();
+    float *out = zeros(T * qd), *probs = zeros(P), *fdq = zeros(T * qd), *fdk = zeros(T * kvd),
+          *fdv = zeros(T * kvd);
+    K->attention_forward(out, probs, c.q, c.k, c.v, att_starts, 3, HEADS, KV, HD);
+    att_loss(&c); /* c.out and c.probs at the unperturbed inputs again */
+    assert_close("attention forward", out, c.out, T * qd, 1e-5f);
+    assert_close("attention probs", probs, c.probs, P, 1e-5f);
+    K->attention_backward(fdq, fdk, fdv, c.r, c.q, c.k, c.v, probs, att_starts, 3, HEADS, KV, HD);
+    assert_close("attention dq", fdq, dq, T * qd, 1e-5f);
+    assert_close("attention dk", fdk, dk, T * kvd, 1e-5f);
+    assert_close("attention dv", fdv, dv, T * kvd, 1e-5f);
+    free(c.out), free(c.probs), free(c.q), free(c.k), free(c.v), free(c.r);
+    free(dq), free(dk), free(dv), free(out), free(probs), free(fdq), free(fdk), free(fdv);
+}
+
+/* ---- swiglu */
+typedef struct { float *out, *g, *u, *r; size_t n; } SwigluCtx;
+static double swiglu_loss(void *p) {
+    SwigluCtx *c = p;
+    aha_swiglu_forward_ref(c->out, c->g, c->u, c->n);
+    return weighted(c->out, c->r, c->n);
+}
+
+static void test_swiglu(void **state) {
+    (void)state;
+    size_t n = 9000; /* more than one block of the fast kernel */
+    SwigluCtx c = {zeros(n), randn(n, 4), randn(n, 2), randn(n, 1), n};
+    float *dg = zeros(n), *du = zeros(n);
+    aha_swiglu_backward_ref(dg, du, c.r, c.g, c.u, n);
+    check_grad("swiglu dgate", swiglu_loss, &c, c.g, dg, n, 1e-3, 2e-3);
+    check_grad("swiglu dup", swiglu_loss, &c, c.u, du, n, 1e-3, 2e-3);
+    const AhaKernels *K = aha_kernels_cpu();
+    float *out = zeros(n), *fdg = zeros(n), *fdu = zeros(n);
+    K->swiglu_forward(out, c.g, c.u, n);
+    swiglu_loss(&c);
+    assert_close("swiglu forward", out, c.out, n, 1e-6f);
+    K->swiglu_backward(fdg, fdu, c.r, c.g, c.u, n);
+    assert_close("swiglu dgate", fdg, dg, n, 1e-6f);
+    assert_close("swiglu dup", fdu, du, n, 1e-6f);
+    free(c.out), free(c.g), free(c.u), free(c.r), free(dg), free(du), free(out), free(fdg), free(fdu);
+}
+
+/* ---- log-prob of a target at a temperature */
+typedef struct { float *lp, *logits, *r; int *targets; int n, v; float temp; } LogprobCtx;
+static double logprob_loss(void *p) {
+    LogprobCtx *c = p;
+    aha_logprob_forward_ref(c->lp, NULL, c->logits, c->targets, c->n, c->v, c->temp);
+    return weighted(c->lp, c->r, c->n);
+}
+
+static void test_logprob(void **state) {
+    (void)state;
+    int n = 4, v = 29, targets[4] = {3, -1, 28, 0};
+    LogprobCtx c = {zeros(n), randn(n * v, 6), randn(n, 1), targets, n, v, 0.7f};
+    float *dlogits = zeros(n * v);
+    aha_logprob_backward_ref(dlogits, c.r, c.logits, targets, n, v, c.temp);
+    check_grad("logprob dlogits", logprob_loss, &c, c.logits, dlogits, n * v, 1e-2, 2e-3);
+    for (int i = 0; i < v; i++) assert_float_equal(dlogits[v + i], 0.0f, 0.0); /* unscored row */
+    const AhaKernels *K = aha_kernels_cpu();
+    float *lp = zeros(n), *ent = zeros(n), *rent = zeros(n), *fd = zeros(n * v);
+    aha_logprob_forward_ref(c.lp, rent, c.logits, targets, n, v, c.temp);
+    K->logprob_forward(lp, ent, c.logits, targets, n, v, c.temp);
+    assert_close("logprob", lp, c.lp, n, 1e-6f);
+    assert_close("entropy", ent, rent, n, 1e-6f);
+    assert_float_equal(lp[1], 0.0f, 0.0);
+    K->logprob_backward(fd, c.r, c.logits, targets, n, v, c.temp);
+    assert_close("logprob backward", fd, dlogits, n * v, 1e-6f);
+    /* uniform logits: entropy log V */
+    float flat[29] = {0};
+    int t0 = 0;
+    aha_logprob_forward_ref(lp, ent, flat, &t0, 1, v, 1.0f);
+    assert_float_equal(ent[0], logf((float)v), 1e-5);
+    assert_float_equal(lp[0], -logf((float)v), 1e-5);
+    free(c.lp), free(c.logits), free(c.r), free(dlogits), free(lp), free(ent), free(rent), free(fd);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_matmul),    cmocka_unit_test(test_rmsnorm),
+        cmocka_unit_test(test_rope),      cmocka_unit_test(test_attention),
+        cmocka_unit_test(test_swiglu),    cmocka_unit_test(test_logprob),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
