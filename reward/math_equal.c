@@ -45,7 +45,7 @@ static int integer_literals_equal(const MathCtx *a, const MathValue *va, const M
         int leading = 1;
         for (int i = t->text_begin; i < t->text_end && ctx[s]->text[i] != '_'; i++) {
             char c = ctx[s]->text[i];
-            if (c == ',' || (leading && c == '0')) continue;
+            if (c == ',' || c == ' ' || (leading && c == '0')) continue;
             leading = 0;
             if (n + 1 >= sizeof da) return -1; /* too long: let the caller compare values */
             out[s][n++] = c;
@@ -278,15 +278,33 @@ static int value_equal(const MathCtx *a, int ia, const MathCtx *g, int ig) {
 /* ---------------------------------------------------------------------------------------- */
 /* Public entry points */
 
+/* The next character that counts in a text comparison: spaces and braces do not, except
+ * that a space between two letters or digits stays one space ("2 3" is not "23"). */
+static int next_significant(const char **p, int *prev_alnum) {
+    const char *s = *p;
+    int spaced = 0;
+    while (*s && (isspace((unsigned char)*s) || *s == '{' || *s == '}')) spaced |= isspace((unsigned char)*s), s++;
+    if (!*s) {
+        *p = s;
+        return 0;
+    }
+    if (spaced && *prev_alnum && isalnum((unsigned char)*s)) {
+        *p = s;
+        *prev_alnum = 0;
+        return ' ';
+    }
+    *p = s + 1;
+    *prev_alnum = isalnum((unsigned char)*s) != 0;
+    return (unsigned char)*s;
+}
+
 static int texts_equal(const char *x, const char *y, int fold_case) {
+    int ax = 0, ay = 0;
     for (;;) {
-        while (*x && (isspace((unsigned char)*x) || *x == '{' || *x == '}')) x++;
-        while (*y && (isspace((unsigned char)*y) || *y == '{' || *y == '}')) y++;
-        if (!*x || !*y) return !*x && !*y;
-        char cx = fold_case ? (char)tolower((unsigned char)*x) : *x;
-        char cy = fold_case ? (char)tolower((unsigned char)*y) : *y;
+        int cx = next_significant(&x, &ax), cy = next_significant(&y, &ay);
+        if (fold_case) cx = tolower(cx), cy = tolower(cy);
         if (cx != cy) return 0;
-        x++, y++;
+        if (cx == 0) return 1;
     }
 }
 

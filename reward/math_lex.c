@@ -5,6 +5,7 @@
  * dropped), degree marks, spacing and sizing commands, trailing unit words, "and"/"or".
  * math_tokenize then cuts the result into the tokens the parser reads. */
 #include <ctype.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <utf8proc.h>
@@ -487,22 +488,34 @@ int math_tokenize(MathCtx *ctx, int *ok) {
         int begin = i, pending = digit_args;
         digit_args = 0;
         if (isdigit((unsigned char)c) || (c == '.' && isdigit((unsigned char)s[i + 1]))) {
-            int j = i, integer = 1;
+            int j = i, integer = 1, repeat_begin = -1, repeat_end = -1;
             if (pending > 0 && isdigit((unsigned char)c)) {
                 j = i + 1; /* \frac12: each argument is one digit, as in TeX */
                 digit_args = pending - 1;
             } else {
                 int run = 0;
                 while (isdigit((unsigned char)s[j])) j++, run++;
-                /* Thousands separators: 1,234,567 (groups of exactly three, no spaces). */
-                if (run >= 1 && run <= 3 && c != '0')
-                    while (s[j] == ',' && isdigit((unsigned char)s[j + 1]) && isdigit((unsigned char)s[j + 2]) &&
-                           isdigit((unsigned char)s[j + 3]) && !isdigit((unsigned char)s[j + 4]))
+                /* Thousands separators: 1,234,567 or 1 234 567 (groups of exactly three, one
+                 * kind of separator). */
+                char separator = s[j];
+                if (run >= 1 && run <= 3 && c != '0' && (separator == ',' || separator == ' '))
+                    while (s[j] == separator && isdigit((unsigned char)s[j + 1]) &&
+                           isdigit((unsigned char)s[j + 2]) && isdigit((unsigned char)s[j + 3]) &&
+                           !isdigit((unsigned char)s[j + 4]) && !(separator == ' ' && s[j + 4] == '/'))
                         j += 4;
-                if (s[j] == '.' && isdigit((unsigned char)s[j + 1])) {
+                if (s[j] == '.' && (isdigit((unsigned char)s[j + 1]) || strncmp(s + j + 1, "\\overline{", 10) == 0)) {
                     integer = 0;
                     j++;
                     while (isdigit((unsigned char)s[j])) j++;
+                }
+                if (!integer && strncmp(s + j, "\\overline{", 10) == 0) {
+                    int r = j + 10;
+                    while (isdigit((unsigned char)s[r])) r++;
+                    if (s[r] == '}' && r > j + 10) {
+                        repeat_begin = j + 10;
+                        repeat_end = r;
+                        j = r + 1;
+                    }
                 }
                 if ((s[j] == 'e' || s[j] == 'E') &&
                     (isdigit((unsigned char)s[j + 1]) ||
@@ -514,11 +527,20 @@ int math_tokenize(MathCtx *ctx, int *ok) {
             }
             char small[64], *digits = small;
             if (j - i + 1 > (int)sizeof small && !(digits = aha_malloc((size_t)(j - i + 1)))) return -1;
-            int k = 0;
-            for (int t = i; t < j; t++)
-                if (s[t] != ',') digits[k++] = s[t];
+            int k = 0, decimals = -1;
+            for (int t = i; t < (repeat_begin >= 0 ? repeat_begin - 10 : j); t++) {
+                if (s[t] == ',' || s[t] == ' ') continue;
+                if (decimals >= 0) decimals++;
+                if (s[t] == '.') decimals = 0;
+                digits[k++] = s[t];
+            }
             digits[k] = '\0';
             double value = strtod(digits, NULL);
+            if (repeat_begin >= 0) { /* 0.1\overline{6} = 0.1 + 6 / (10 * 9) */
+                double repeat = 0, nines = 1;
+                for (int t = repeat_begin; t < repeat_end; t++) repeat = repeat * 10 + (s[t] - '0'), nines *= 10;
+                value += repeat / (pow(10, decimals > 0 ? decimals : 0) * (nines - 1));
+            }
             if (digits != small) free(digits);
             if (push(ctx, TK_NUM, 0, begin, j, spaced) != 0) return -1;
             ctx->tokens[ctx->ntokens - 1].number = value;

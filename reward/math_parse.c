@@ -253,7 +253,8 @@ static int parse_product(Parser *p) {
             if (right >= 0 && sub.pos != end) return -1;
             p->pos = end;
             op = negative ? E_SUB : E_ADD;
-        } else if (starts_primary(t->kind)) {
+        } else if (starts_primary(t->kind) && !(t->kind == TK_NUM && p->c->tokens[p->pos - 1].kind == TK_NUM)) {
+            /* (two numbers side by side, "2 3", are no product) */
             op = E_MUL;
             right = parse_power(p);
         } else {

@@ -182,8 +182,9 @@ def math500_pairs():
         if "=" not in gold and "," not in gold and "\\in" not in gold:
             yield "x = " + gold, gold, 1
             yield "{%s}+1" % gold, gold, 0
-        if " " in gold:
-            yield gold.replace(" ", ""), gold, 1
+        compact = re.sub(r"(?<![A-Za-z]) | (?![A-Za-z])", "", gold)  # "\\cot x" keeps its space
+        if compact != gold:
+            yield compact, gold, 1
 
 
 # Why we decide otherwise than Math-Verify, where we do on purpose: (answer, gold) -> note.
@@ -212,6 +213,12 @@ NOTES = {
     ("(B) 12", "B"): "aha: a choice letter may be followed by the choice's text",
     ("B.", "B"): "aha: a choice letter may end with a period",
     ("b", "B"): "aha: a lowercase letter is a variable, not choice B",
+    ("1 000 000", "1000000"): "aha: spaces may separate thousands",
+    ("1 000 000", "0"): "Math-Verify multiplies 1*000*000; aha reads thousands separators",
+    ("0.\\overline{3}", "\\frac13"): "aha reads repeating decimals",
+    ("0.1\\overline{6}", "\\frac16"): "aha reads repeating decimals",
+    ("1.\\overline{09}", "\\frac{12}{11}"): "aha reads repeating decimals",
+    ("-0.\\overline{3}", "-\\frac{1}{3}"): "aha reads repeating decimals",
 }
 
 

@@ -38,6 +38,7 @@ static void test_integers_and_thousands_separators(void **state) {
         {"42", "42", 1},          {"1,000", "1000", 1},         {"1000", "1,000", 1},
         {"10,\\!080", "10080", 1}, {"11,\\! 111,\\! 111,\\! 100", "11111111100", 1},
         {"0042", "42", 1},        {"1{,}000", "1000", 1},      {"\xef\xbc\x91\xef\xbc\x92", "12", 1},        {"123456789012345678901234567890", "123456789012345678901234567890", 1},
+        {"1 000 000", "1000000", 1}, {"1 000 000", "0", 0}, {"2 3", "6", 0}, {"2 3", "23", 0},
         {"43", "42", 0},          {"1,001", "1000", 0},          {"100", "1,000", 0},
         {"123456789012345678901234567891", "123456789012345678901234567890", 0},
         {"1000000001", "1000000000", 0}, {"1,2", "12", 0},
@@ -62,6 +63,17 @@ static void test_fractions(void **state) {
         {"0.333333333", "\\frac13", 1}, {"0.3333333", "\\frac13", 0}, {"-\\frac{3}{8}", "\\frac{-3}{8}", 1},
         {"\\frac{4}{3}", "\\frac{3}{4}", 0}, {"0.333", "\\frac13", 0}, {"\\frac{3}{5}", "\\frac{3}{4}", 0},
         {"\\frac{3}{8}", "-\\frac{3}{8}", 0},
+    };
+    CHECK(cases);
+}
+
+static void test_repeating_decimals(void **state) {
+    (void)state;
+    static const Case cases[] = {
+        {"0.\\overline{3}", "\\frac13", 1}, {"0.1\\overline{6}", "\\frac16", 1}, {"1.\\overline{09}", "\\frac{12}{11}", 1},
+        {"-0.\\overline{3}", "-\\frac{1}{3}", 1},
+        {"0.\\overline{3}", "0.3", 0}, {"0.\\overline{3}", "\\frac{3}{10}", 0}, {"0.1\\overline{6}", "\\frac{1}{6}+1", 0},
+        {"1.\\overline{09}", "1.09", 0},
     };
     CHECK(cases);
 }
@@ -474,6 +486,7 @@ int main(void) {
         cmocka_unit_test(test_integers_and_thousands_separators),
         cmocka_unit_test(test_decimals),
         cmocka_unit_test(test_fractions),
+        cmocka_unit_test(test_repeating_decimals),
         cmocka_unit_test(test_mixed_numbers),
         cmocka_unit_test(test_percentages),
         cmocka_unit_test(test_negatives_and_unicode_minus),
