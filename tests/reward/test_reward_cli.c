@@ -163,12 +163,26 @@ static void test_bad_input_is_a_clear_error_and_writes_nothing(void **state) {
     assert_non_null(strstr(slurp("out.txt"), "usage: aha reward score"));
 }
 
+static void test_bench_runs(void **state) {
+    (void)state;
+    assert_int_equal(aha("bench reward --seconds 0.05 --jobs 2 --json"), 0);
+    json_t *obj = json_loads(slurp("out.txt"), 0, NULL);
+    assert_non_null(obj);
+    assert_true(json_number_value(json_object_get(obj, "math_checks_per_s")) > 0);
+    assert_true(json_number_value(json_object_get(obj, "code_cases_per_s")) > 0);
+    assert_true(json_number_value(json_object_get(obj, "math_equal_fraction")) == 0.5);
+    assert_int_equal(json_integer_value(json_object_get(obj, "failed")), 0);
+    json_decref(obj);
+    assert_int_equal(aha("bench reward --seconds -1"), 2);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_math_and_code_in_order),
         cmocka_unit_test(test_recipe_components),
         cmocka_unit_test(test_plugins_by_name),
         cmocka_unit_test(test_bad_input_is_a_clear_error_and_writes_nothing),
+        cmocka_unit_test(test_bench_runs),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
