@@ -193,7 +193,9 @@ int bench_train(int argc, char **argv) {
         aha_kernels_set_threads(thread_list[i]);
         Result *r = &results[i];
         r->threads = thread_list[i];
+        openblas_set_num_threads(thread_list[i]); /* sgemm alone uses OpenBLAS's threads */
         r->sgemm = sgemm_gflops(1024);
+        aha_kernels_set_threads(thread_list[i]);
         if (run_train(m, &adam, &batch, targets, dlogprob, lp, steps, &r->step_s, &r->cpu_step_s) != 0) {
             rc = cli_fail("bench train");
             goto done;
