@@ -1,102 +1,92 @@
-/* The batch-invariant product (see rollout/matmul.h). The reference and the AVX2 kernel do
- * the same float operations per element: lane l of the accumulator sums x[8j+l]*w[8j+l]
- * with a fused multiply-add, j ascending; the lanes are summed as ((0+4)+(2+6))+((1+5)+(3+7));
- * the tail elements are added in order with fused multiply-adds; the bias last. */
+/* The batch-invariant product (see rollout/matmul.h). Every output element, in the
+ * reference and in the AVX2 kernel alike, is acc = fma(x[i], w[i], acc) for i = 0..k-1
+ * from acc = 0, then acc + bias: one vector lane of the kernel does exactly what fmaf does
+ * in the reference, so the results are bit-identical. */
 #include "rollout/matmul.h"
 
 #include <math.h>
 #include <stddef.h>
+#include <stdlib.h>
 
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
 #define AHA_HAVE_AVX2 1
 #endif
 
-static inline float lanes_sum(const float lane[8]) {
-    float a = lane[0] + lane[4], b = lane[2] + lane[6], c = lane[1] + lane[5], d = lane[3] + lane[7];
-    return (a + b) + (c + d);
-}
-
-static inline float dot_ref(const float *x, const float *w, int k) {
-    float lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    int body = k & ~7;
-    for (int i = 0; i < body; i += 8)
-        for (int l = 0; l < 8; l++) lane[l] = fmaf(x[i + l], w[i + l], lane[l]);
-    float acc = lanes_sum(lane);
-    for (int i = body; i < k; i++) acc = fmaf(x[i], w[i], acc);
-    return acc;
-}
-
 void aha_matmul_forward_invariant_ref(float *out, const float *in, const float *weight,
                                       const float *bias, int n, int in_dim, int out_dim) {
     for (int t = 0; t < n; t++)
         for (int o = 0; o < out_dim; o++) {
-            float acc = dot_ref(in + (size_t)t * in_dim, weight + (size_t)o * in_dim, in_dim);
+            const float *x = in + (size_t)t * in_dim, *w = weight + (size_t)o * in_dim;
+            float acc = 0.0f;
+            for (int i = 0; i < in_dim; i++) acc = fmaf(x[i], w[i], acc);
             out[(size_t)t * out_dim + o] = bias ? acc + bias[o] : acc;
         }
 }
 
 #ifdef AHA_HAVE_AVX2
-static inline float finish(__m256 acc, const float *x, const float *w, int body, int k) {
-    float lane[8];
-    _mm256_storeu_ps(lane, acc);
-    float sum = lanes_sum(lane);
-    for (int i = body; i < k; i++) sum = fmaf(x[i], w[i], sum);
-    return sum;
+enum { PANEL = 16, ROWS = 6 };
+
+/* panel[k][16] = weight rows c0..c0+15 transposed (zeros past the last column). */
+static void pack_panel(float *panel, const float *weight, int k, int c0, int cols) {
+    for (int i = 0; i < k; i++)
+        for (int j = 0; j < PANEL; j++)
+            panel[(size_t)i * PANEL + j] = j < cols ? weight[(size_t)(c0 + j) * k + i] : 0.0f;
 }
 
-/* 4 rows x 3 columns of out; 12 accumulators stay in registers. */
-static void block_4x3(float *out, int ldo, const float *in, const float *weight, int k) {
-    const float *x0 = in, *x1 = in + k, *x2 = in + 2 * (size_t)k, *x3 = in + 3 * (size_t)k;
-    const float *w0 = weight, *w1 = weight + k, *w2 = weight + 2 * (size_t)k;
-    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c02 = c00, c10 = c00, c11 = c00, c12 = c00;
-    __m256 c20 = c00, c21 = c00, c22 = c00, c30 = c00, c31 = c00, c32 = c00;
-    int body = k & ~7;
-    for (int i = 0; i < body; i += 8) {
-        __m256 b0 = _mm256_loadu_ps(w0 + i), b1 = _mm256_loadu_ps(w1 + i), b2 = _mm256_loadu_ps(w2 + i);
-        __m256 a = _mm256_loadu_ps(x0 + i);
-        c00 = _mm256_fmadd_ps(a, b0, c00);
-        c01 = _mm256_fmadd_ps(a, b1, c01);
-        c02 = _mm256_fmadd_ps(a, b2, c02);
-        a = _mm256_loadu_ps(x1 + i);
-        c10 = _mm256_fmadd_ps(a, b0, c10);
-        c11 = _mm256_fmadd_ps(a, b1, c11);
-        c12 = _mm256_fmadd_ps(a, b2, c12);
-        a = _mm256_loadu_ps(x2 + i);
-        c20 = _mm256_fmadd_ps(a, b0, c20);
-        c21 = _mm256_fmadd_ps(a, b1, c21);
-        c22 = _mm256_fmadd_ps(a, b2, c22);
-        a = _mm256_loadu_ps(x3 + i);
-        c30 = _mm256_fmadd_ps(a, b0, c30);
-        c31 = _mm256_fmadd_ps(a, b1, c31);
-        c32 = _mm256_fmadd_ps(a, b2, c32);
+static inline void store_row(float *out, __m256 lo, __m256 hi, const float *bias, int cols) {
+    float tmp[PANEL];
+    _mm256_storeu_ps(tmp, lo);
+    _mm256_storeu_ps(tmp + 8, hi);
+    for (int j = 0; j < cols; j++) out[j] = bias ? tmp[j] + bias[j] : tmp[j];
+}
+
+/* 6 rows x 16 columns: 12 accumulators (named, so that they stay in registers), 2 panel
+ * loads and 6 broadcasts per input element. */
+#define FMA_ROW(x, lo, hi)                                                                    \
+    do {                                                                                      \
+        __m256 a = _mm256_broadcast_ss((x) + i);                                              \
+        lo = _mm256_fmadd_ps(a, b0, lo);                                                      \
+        hi = _mm256_fmadd_ps(a, b1, hi);                                                      \
+    } while (0)
+
+static void kernel_6x16(float *out, int ldo, const float *in, int k, const float *panel,
+                        const float *bias, int cols) {
+    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+    __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+    const float *x0 = in, *x1 = in + k, *x2 = in + 2 * (size_t)k, *x3 = in + 3 * (size_t)k,
+                *x4 = in + 4 * (size_t)k, *x5 = in + 5 * (size_t)k;
+    for (int i = 0; i < k; i++) {
+        __m256 b0 = _mm256_loadu_ps(panel + (size_t)i * PANEL);
+        __m256 b1 = _mm256_loadu_ps(panel + (size_t)i * PANEL + 8);
+        FMA_ROW(x0, c00, c01);
+        FMA_ROW(x1, c10, c11);
+        FMA_ROW(x2, c20, c21);
+        FMA_ROW(x3, c30, c31);
+        FMA_ROW(x4, c40, c41);
+        FMA_ROW(x5, c50, c51);
     }
-    out[0] = finish(c00, x0, w0, body, k);
-    out[1] = finish(c01, x0, w1, body, k);
-    out[2] = finish(c02, x0, w2, body, k);
-    out[ldo + 0] = finish(c10, x1, w0, body, k);
-    out[ldo + 1] = finish(c11, x1, w1, body, k);
-    out[ldo + 2] = finish(c12, x1, w2, body, k);
-    out[2 * ldo + 0] = finish(c20, x2, w0, body, k);
-    out[2 * ldo + 1] = finish(c21, x2, w1, body, k);
-    out[2 * ldo + 2] = finish(c22, x2, w2, body, k);
-    out[3 * ldo + 0] = finish(c30, x3, w0, body, k);
-    out[3 * ldo + 1] = finish(c31, x3, w1, body, k);
-    out[3 * ldo + 2] = finish(c32, x3, w2, body, k);
+    store_row(out, c00, c01, bias, cols);
+    store_row(out + (size_t)ldo, c10, c11, bias, cols);
+    store_row(out + 2 * (size_t)ldo, c20, c21, bias, cols);
+    store_row(out + 3 * (size_t)ldo, c30, c31, bias, cols);
+    store_row(out + 4 * (size_t)ldo, c40, c41, bias, cols);
+    store_row(out + 5 * (size_t)ldo, c50, c51, bias, cols);
 }
+#undef FMA_ROW
 
-static inline float dot_avx2(const float *x, const float *w, int k) {
-    __m256 acc = _mm256_setzero_ps();
-    int body = k & ~7;
-    for (int i = 0; i < body; i += 8)
-        acc = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(w + i), acc);
-    return finish(acc, x, w, body, k);
+/* One row x 16 columns, the same operations per element. */
+static void kernel_1x16(float *out, const float *x, int k, const float *panel,
+                        const float *bias, int cols) {
+    __m256 c0 = _mm256_setzero_ps(), c1 = _mm256_setzero_ps();
+    for (int i = 0; i < k; i++) {
+        __m256 a = _mm256_broadcast_ss(x + i);
+        c0 = _mm256_fmadd_ps(a, _mm256_loadu_ps(panel + (size_t)i * PANEL), c0);
+        c1 = _mm256_fmadd_ps(a, _mm256_loadu_ps(panel + (size_t)i * PANEL + 8), c1);
+    }
+    store_row(out, c0, c1, bias, cols);
 }
 #endif
-
-/* Output tiles: ROWS x COLS elements; a tile's weight rows (COLS x in_dim) stay in cache
- * while its rows stream past them. */
-enum { TILE_ROWS = 64, TILE_COLS = 48 };
 
 void aha_matmul_forward_invariant(float *out, const float *in, const float *weight,
                                   const float *bias, int n, int in_dim, int out_dim) {
@@ -104,31 +94,34 @@ void aha_matmul_forward_invariant(float *out, const float *in, const float *weig
     aha_matmul_forward_invariant_ref(out, in, weight, bias, n, in_dim, out_dim);
 #else
     if (n <= 0 || out_dim <= 0) return;
-    int row_tiles = (n + TILE_ROWS - 1) / TILE_ROWS, col_tiles = (out_dim + TILE_COLS - 1) / TILE_COLS;
-    const int k = in_dim;
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int ct = 0; ct < col_tiles; ct++) {
-        for (int rt = 0; rt < row_tiles; rt++) {
-            int r0 = rt * TILE_ROWS, r1 = r0 + TILE_ROWS < n ? r0 + TILE_ROWS : n;
-            int c0 = ct * TILE_COLS, c1 = c0 + TILE_COLS < out_dim ? c0 + TILE_COLS : out_dim;
-            int r = r0;
-            for (; r + 4 <= r1; r += 4) {
-                int c = c0;
-                for (; c + 3 <= c1; c += 3)
-                    block_4x3(out + (size_t)r * out_dim + c, out_dim, in + (size_t)r * k,
-                              weight + (size_t)c * k, k);
-                for (; c < c1; c++)
-                    for (int i = 0; i < 4; i++)
-                        out[(size_t)(r + i) * out_dim + c] =
-                            dot_avx2(in + (size_t)(r + i) * k, weight + (size_t)c * k, k);
+    const int k = in_dim, panels = (out_dim + PANEL - 1) / PANEL;
+    /* Rows are cut into blocks so that both threads have work when there are few panels;
+     * a block re-packs its panel, a small cost next to 64+ rows of products. */
+    const int row_block = 192, row_blocks = (n + row_block - 1) / row_block;
+    int failed = 0;
+#pragma omp parallel reduction(| : failed)
+    {
+        float *panel = malloc(sizeof(float) * (size_t)k * PANEL);
+        if (!panel) failed = 1;
+#pragma omp for collapse(2) schedule(static)
+        for (int p = 0; p < panels; p++) {
+            for (int rb = 0; rb < row_blocks; rb++) {
+                if (!panel) continue;
+                int c0 = p * PANEL, cols = out_dim - c0 < PANEL ? out_dim - c0 : PANEL;
+                int r0 = rb * row_block, r1 = r0 + row_block < n ? r0 + row_block : n;
+                pack_panel(panel, weight, k, c0, cols);
+                const float *b = bias ? bias + c0 : NULL;
+                int r = r0;
+                for (; r + ROWS <= r1; r += ROWS)
+                    kernel_6x16(out + (size_t)r * out_dim + c0, out_dim, in + (size_t)r * k, k,
+                                panel, b, cols);
+                for (; r < r1; r++)
+                    kernel_1x16(out + (size_t)r * out_dim + c0, in + (size_t)r * k, k, panel, b, cols);
             }
-            for (; r < r1; r++)
-                for (int c = c0; c < c1; c++)
-                    out[(size_t)r * out_dim + c] = dot_avx2(in + (size_t)r * k, weight + (size_t)c * k, k);
-            if (bias)
-                for (int rr = r0; rr < r1; rr++)
-                    for (int c = c0; c < c1; c++) out[(size_t)rr * out_dim + c] += bias[c];
         }
+        free(panel);
     }
+    /* Without memory for a panel, the plain form gives the same numbers. */
+    if (failed) aha_matmul_forward_invariant_ref(out, in, weight, bias, n, in_dim, out_dim);
 #endif
 }
