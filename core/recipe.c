@@ -149,6 +149,7 @@ const char *aha_recipe_enum_name(const char *key, int value) {
 typedef struct {
     const RWhere *where;
     const char *name; /* the key as the user wrote it in context: "optim.lr", "rewards[1].weight" */
+    int overridden;   /* a --set replaces this value: its path need not exist */
 } Ctx;
 
 static int fail(const Ctx *c, const RNode *node, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -306,7 +307,7 @@ static int set_field(const Ctx *c, const AhaRecipeKey *k, const RNode *node, voi
     case AHA_KEY_PATH: {
         char *s = NULL;
         AHA_TRY(to_string(c, node, &s));
-        if (k->type == AHA_KEY_PATH && check_path(c, node, k, s) != 0) {
+        if (k->type == AHA_KEY_PATH && !c->overridden && check_path(c, node, k, s) != 0) {
             free(s);
             return -1;
         }
@@ -342,7 +343,7 @@ static int set_field(const Ctx *c, const AhaRecipeKey *k, const RNode *node, voi
         for (int i = 0; i < node->count; i++) {
             char name[160];
             snprintf(name, sizeof name, "%s[%d]", c->name, i);
-            Ctx item = {c->where, name};
+            Ctx item = {c->where, name, 0};
             if (to_string(&item, node->items[i], &list.items[i]) != 0) {
                 free_list(&list);
                 return -1;
@@ -360,7 +361,7 @@ static int set_field(const Ctx *c, const AhaRecipeKey *k, const RNode *node, voi
 /* Parses a default from the table as if a user had written it. */
 static int set_default(const AhaRecipeKey *k, void *base) {
     RWhere where = {"recipe defaults", 0};
-    Ctx c = {&where, k->key};
+    Ctx c = {&where, k->key, 0};
     if (!k->default_yaml) {
         /* Required keys start empty: strings "", numbers 0. */
         if (k->type == AHA_KEY_STRING || k->type == AHA_KEY_PATH) {
@@ -470,7 +471,7 @@ static int check_reward_entry(const Ctx *entry, const RNode *at, const AhaReward
 static int parse_reward(const RWhere *where, int index, const RNode *node, AhaRewardSpec *out) {
     char name[64], got[256];
     snprintf(name, sizeof name, "rewards[%d]", index);
-    Ctx entry = {where, name};
+    Ctx entry = {where, name, 0};
     if (!node || node->kind != RNODE_MAP)
         return fail(&entry, node, "expected a mapping like {type: math, weight: 1.0}, got %s",
                     rnode_describe(node, got, sizeof got));
@@ -483,7 +484,7 @@ static int parse_reward(const RWhere *where, int index, const RNode *node, AhaRe
     }
     char key_name[160];
     snprintf(key_name, sizeof key_name, "%s.type", name);
-    Ctx type_ctx = {where, key_name};
+    Ctx type_ctx = {where, key_name, 0};
     int type = 0;
     AHA_TRY(set_field(&type_ctx, aha_recipe_reward_key(0), node->items[2 * type_at + 1], &type));
     AHA_TRY(reward_defaults(out, (AhaRewardType)type));
@@ -496,7 +497,7 @@ static int parse_reward(const RWhere *where, int index, const RNode *node, AhaRe
             goto fail;
         }
         snprintf(key_name, sizeof key_name, "%s.%s", name, k->key);
-        Ctx c = {where, key_name};
+        Ctx c = {where, key_name, 0};
         if (set_field(&c, k, node->items[2 * i + 1], field(out, k)) != 0) goto fail;
     }
     for (int i = 0; i < aha_recipe_reward_key_count(); i++) {
@@ -526,7 +527,7 @@ static int check_reward_names(const RWhere *where, const RNode *list, const AhaR
             if (strcmp(rewards[i].name, rewards[j].name) == 0) {
                 char name[64];
                 snprintf(name, sizeof name, "rewards[%d].name", i);
-                Ctx c = {where, name};
+                Ctx c = {where, name, 0};
                 return fail(&c, list ? list->items[i] : NULL,
                             "two rewards are named '%s' (rewards[%d] too); give each a distinct name",
                             rewards[i].name, j);
@@ -537,7 +538,7 @@ static int check_reward_names(const RWhere *where, const RNode *list, const AhaR
 /* Replaces the recipe's rewards with the list in node, only when all of it is valid. */
 static int set_rewards(AhaRecipe *r, const RWhere *where, const RNode *node) {
     char got[256];
-    Ctx c = {where, "rewards"};
+    Ctx c = {where, "rewards", 0};
     if (!node || node->kind != RNODE_SEQ)
         return fail(&c, node, "expected a list of rewards like [{type: math}], got %s",
                     rnode_describe(node, got, sizeof got));
@@ -607,9 +608,18 @@ static int unknown_section(const Ctx *c, const RNode *at, const char *name) {
                 name, did_you_mean(s.best, length, hint, sizeof hint));
 }
 
-static int apply_document(AhaRecipe *r, const RWhere *where, const RNode *root) {
+/* 1 when one of the overrides assigns dotted ("model.path=..."). */
+static int is_overridden(const char *dotted, const char *const *overrides, int n_overrides) {
+    size_t n = strlen(dotted);
+    for (int i = 0; i < n_overrides; i++)
+        if (strncmp(overrides[i], dotted, n) == 0 && overrides[i][n] == '=') return 1;
+    return 0;
+}
+
+static int apply_document(AhaRecipe *r, const RWhere *where, const RNode *root,
+                          const char *const *overrides, int n_overrides) {
     char got[256];
-    Ctx top = {where, NULL};
+    Ctx top = {where, NULL, 0};
     if (!root)
         return rnode_error(where, NULL, "the recipe is empty; expected a mapping with at least model.path");
     if (root->kind != RNODE_MAP)
@@ -623,7 +633,7 @@ static int apply_document(AhaRecipe *r, const RWhere *where, const RNode *root) 
             AHA_TRY(set_rewards(r, where, value));
             continue;
         }
-        Ctx sc = {where, section};
+        Ctx sc = {where, section, 0};
         if (!is_section(section)) return unknown_section(&sc, key, section);
         if (!value || value->kind != RNODE_MAP || value->count == 0) {
             if (value && value->kind == RNODE_MAP) continue; /* an empty section: all defaults */
@@ -637,7 +647,7 @@ static int apply_document(AhaRecipe *r, const RWhere *where, const RNode *root) 
             snprintf(dotted, sizeof dotted, "%s.%s", section, leaf->text);
             const AhaRecipeKey *k = find_key(dotted);
             if (!k) return unknown_key(&sc, leaf, section, leaf->text);
-            Ctx kc = {where, k->key};
+            Ctx kc = {where, k->key, is_overridden(k->key, overrides, n_overrides)};
             AHA_TRY(set_field(&kc, k, value->items[2 * j + 1], field(r, k)));
         }
     }
@@ -751,7 +761,7 @@ int aha_recipe_load(const char *path, const char *const *overrides, int n_overri
     if (!out->source) goto fail;
     if (read_file(path, &text, &length) != 0) goto fail;
     if (rnode_parse(text, length, &where, &root) != 0) goto fail;
-    if (apply_document(out, &where, root) != 0) goto fail;
+    if (apply_document(out, &where, root, overrides, n_overrides) != 0) goto fail;
     for (int i = 0; i < n_overrides; i++)
         if (aha_recipe_set(out, overrides[i]) != 0) goto fail;
     RWhere whole = {path, 0};
@@ -771,7 +781,7 @@ static int set_reward_field(AhaRecipe *r, const RWhere *where, const char *key, 
     const char *p = key + strlen("rewards.");
     char *end = NULL;
     long index = strtol(p, &end, 10);
-    Ctx c = {where, key};
+    Ctx c = {where, key, 0};
     if (end == p || *end != '.' || index < 0)
         return fail(&c, NULL, "expected rewards.N.KEY with N the entry's index from 0");
     if (index >= r->n_rewards)
@@ -784,7 +794,7 @@ static int set_reward_field(AhaRecipe *r, const RWhere *where, const char *key, 
     const AhaRecipeKey *k = find_reward_key(leaf);
     char name[64];
     snprintf(name, sizeof name, "rewards[%ld]", index);
-    Ctx entry = {where, name};
+    Ctx entry = {where, name, 0};
     if (!k || !key_applies(k, e->type)) return reward_key_error(&entry, NULL, leaf, e->type);
     RNode *node = NULL;
     int literal = k->type == AHA_KEY_STRING || k->type == AHA_KEY_PATH || k->type == AHA_KEY_ENUM;
@@ -838,7 +848,7 @@ int aha_recipe_set(AhaRecipe *r, const char *assignment) {
     if (strncmp(key, "rewards.", 8) == 0) return set_reward_field(r, &where, key, value_text);
     const AhaRecipeKey *k = find_key(key);
     if (!k) {
-        Ctx c = {&where, key};
+        Ctx c = {&where, key, 0};
         const char *dot = strchr(key, '.');
         if (!dot) return unknown_section(&c, NULL, key);
         char section[128];
@@ -846,7 +856,7 @@ int aha_recipe_set(AhaRecipe *r, const char *assignment) {
         if (!is_section(section)) return unknown_section(&c, NULL, section);
         return unknown_key(&c, NULL, section, dot + 1);
     }
-    Ctx c = {&where, k->key};
+    Ctx c = {&where, k->key, 0};
     int literal = k->type == AHA_KEY_STRING || k->type == AHA_KEY_PATH || k->type == AHA_KEY_ENUM;
     if (literal && value_text[0] != '"' && value_text[0] != '\'') {
         /* Strings need no quotes on the command line: the text after '=' is the value. */

@@ -268,6 +268,25 @@ static void test_load_names_the_failing_set(void **state) {
     aha_recipe_free(&r);
 }
 
+/* A recipe shipped with placeholder paths runs once --set points them at real files; a
+ * missing path that no --set replaces is still an error at its line. */
+static void test_set_replaces_a_missing_path(void **state) {
+    (void)state;
+    AhaRecipe r;
+    const char *const sets[] = {"model.path=tests/fixtures/recipes/model",
+                                "data.train=tests/fixtures/recipes/data/train.jsonl",
+                                "data.eval=tests/fixtures/recipes/data/eval.jsonl"};
+    assert_int_equal(aha_recipe_load("recipes/r1_zero_qwen3_moe.yaml", sets, 3, &r), 0);
+    assert_string_equal(r.model.path, "tests/fixtures/recipes/model");
+    aha_recipe_free(&r);
+    assert_int_equal(aha_recipe_load("recipes/r1_zero_qwen3_moe.yaml", sets, 2, &r), -1);
+    assert_non_null(strstr(aha_error_message(), "recipes/r1_zero_qwen3_moe.yaml:"));
+    assert_non_null(strstr(aha_error_message(), "data.eval: 'data/gsm8k_test.jsonl' does not exist"));
+    const char *const missing[] = {"model.path=no/such/dir"};
+    assert_int_equal(aha_recipe_load(MINIMAL, missing, 1, &r), -1);
+    assert_non_null(strstr(aha_error_message(), "--set model.path=no/such/dir: model.path: 'no/such/dir' does not exist"));
+}
+
 static void test_missing_file(void **state) {
     (void)state;
     AhaRecipe r;
@@ -302,6 +321,7 @@ int main(void) {
         cmocka_unit_test(test_overrides_apply_in_order),
         cmocka_unit_test(test_bad_overrides_are_clear_and_harmless),
         cmocka_unit_test(test_load_names_the_failing_set),
+        cmocka_unit_test(test_set_replaces_a_missing_path),
         cmocka_unit_test(test_missing_file),
         cmocka_unit_test(test_equal_sees_every_difference),
     };
