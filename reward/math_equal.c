@@ -251,6 +251,18 @@ static int relation_matches_interval(const MathCtx *rc, const MathValue *r, cons
     return 1;
 }
 
+/* An answer equation against a gold that is none: its last side must equal the gold, and
+ * so must every side without variables, so that "6 = 5" cannot pass for 5 ("x = 5",
+ * "2 + 3 = 5" and "x = 2 + 3 = 5" do). */
+static int answer_equation_states(const MathCtx *a, const MathValue *r, const MathCtx *g, int ig) {
+    if (r->rel != REL_EQ && r->rel != -1) return 0;
+    if (!value_equal(a, r->rhs, g, ig)) return 0;
+    const MathValue *lhs = val(a, r->lhs);
+    if (lhs->kind == V_REL) return answer_equation_states(a, lhs, g, ig);
+    if (lhs->kind == V_EXPR && lhs->has_vars) return 1;
+    return r->rel == -1 || value_equal(a, r->lhs, g, ig);
+}
+
 static int value_equal(const MathCtx *a, int ia, const MathCtx *g, int ig) {
     const MathValue *va = val(a, ia), *vg = val(g, ig);
     if (va->kind == V_REL && vg->kind == V_LIST && relation_matches_interval(a, va, g, vg, 1)) return 1;
@@ -267,7 +279,7 @@ static int value_equal(const MathCtx *a, int ia, const MathCtx *g, int ig) {
     }
     /* "x = 5" against "5", either way round; "x \in [1,2]" against "[1,2]". */
     if (vg->kind == V_REL) return (vg->rel == REL_EQ || vg->rel == -1) && value_equal(a, ia, g, vg->rhs);
-    if (va->kind == V_REL) return (va->rel == REL_EQ || va->rel == -1) && value_equal(a, va->rhs, g, ig);
+    if (va->kind == V_REL) return answer_equation_states(a, va, g, ig);
     if (va->kind == V_LIST && vg->kind == V_LIST) return list_equal(a, va, g, vg);
     /* A one-element set or list against its element. */
     if (vg->kind == V_LIST) return !vg->ordered && vg->count == 1 && value_equal(a, ia, g, g->children[vg->first]);

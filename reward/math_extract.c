@@ -38,11 +38,14 @@ static const char *match_brace(const char *open, const char *end) {
 
 /* The last complete \boxed{...} or \fbox{...} in [begin, end): content range in *content_begin
  * and *content_end, the command's start in *at. Returns 0 when there is none. Also accepts
- * "\boxed 5" (a single token after a space), as LaTeX does. */
+ * "\boxed 5" (a single token after a space), as LaTeX does.
+ * Candidates are tried from the end. A box that never closes bounds the search of every
+ * earlier one (an earlier brace cannot close past a later one that never closes), so the
+ * whole search is linear even in text full of unclosed boxes. */
 static int last_boxed(const char *begin, const char *end, const char **at, const char **content_begin,
                       const char **content_end) {
-    int found = 0;
-    for (const char *p = begin; p < end; p++) {
+    const char *limit = end;
+    for (const char *p = end; p-- > begin;) {
         if (*p != '\\') continue;
         size_t name_len;
         if ((size_t)(end - p) >= 6 && memcmp(p, "\\boxed", 6) == 0) name_len = 6;
@@ -53,12 +56,15 @@ static int last_boxed(const char *begin, const char *end, const char **at, const
         const char *after_name = q;
         while (q < end && is_space(*q)) q++;
         if (q < end && *q == '{') {
-            const char *close = match_brace(q, end);
-            if (!close) continue;
+            const char *close = q < limit ? match_brace(q, limit) : NULL;
+            if (!close) {
+                if (q < limit) limit = q;
+                continue;
+            }
             *at = p;
             *content_begin = q + 1;
             *content_end = close;
-            found = 1;
+            return 1;
         } else if (q > after_name && q < end) {
             const char *t = q;
             while (t < end && !is_space(*t) && *t != '$') t++;
@@ -66,10 +72,10 @@ static int last_boxed(const char *begin, const char *end, const char **at, const
             *at = p;
             *content_begin = q;
             *content_end = t;
-            found = 1;
+            return 1;
         }
     }
-    return found;
+    return 0;
 }
 
 /* The last complete <answer>...</answer> block in [begin, end). */

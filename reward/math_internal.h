@@ -11,6 +11,10 @@
 
 #include "aha/math_answer.h"
 
+/* Longer answers are compared as text: it bounds the parser's and evaluator's recursion
+ * and the tokenizer's work. */
+#define MATH_MAX_TOKENS 1024
+
 typedef enum {
     TK_NUM, TK_IDENT, TK_FUNC, TK_FRAC, TK_SQRT, TK_BINOM, TK_PI, TK_INFTY,
     TK_PLUS, TK_MINUS, TK_PM, TK_MP, TK_STAR, TK_SLASH, TK_CARET, TK_BANG, TK_PERCENT, TK_BAR,

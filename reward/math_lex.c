@@ -86,6 +86,12 @@ static int has_non_ascii(const char *s) {
 static char *map_unicode(const char *s) {
     Buf b = {0};
     while (*s) {
+        if ((unsigned char)*s < 0x80) { /* every mapped symbol starts with a non-ASCII byte */
+            const char *run = s;
+            while (*s && (unsigned char)*s < 0x80) s++;
+            buf_put(&b, run, (size_t)(s - run));
+            continue;
+        }
         size_t i, n = sizeof unicode_map / sizeof unicode_map[0];
         for (i = 0; i < n; i++) {
             size_t k = strlen(unicode_map[i].from);
@@ -253,7 +259,8 @@ static void pass(Buf *b, const char *s, const char *end, int depth) {
                 }
             } else if ((n == 6 && memcmp(name, "hspace", 6) == 0) || (n == 7 && memcmp(name, "phantom", 7) == 0)) {
                 while (q < end && *q == ' ') q++;
-                const char *after = q < end && *q == '{' ? skip_group(q, end) : NULL;
+                /* a length is short: the bound keeps text full of unclosed \\hspace{ linear */
+                const char *after = q < end && *q == '{' ? skip_group(q, end - q > 64 ? q + 64 : end) : NULL;
                 p = after ? after : q;
             } else {
                 buf_put(b, p, (size_t)(q - p));
@@ -403,11 +410,11 @@ static int subscript(const char *s, int i, int *begin, int *end) {
     int j = i + 1;
     if (s[j] == '{') {
         int depth = 0, k = j;
-        for (; s[k]; k++) {
+        for (; s[k] && k - j < 64; k++) { /* a subscript is short; this bounds the scan */
             if (s[k] == '{') depth++;
             else if (s[k] == '}' && --depth == 0) break;
         }
-        if (!s[k]) return -1;
+        if (s[k] != '}' || depth != 0) return -1;
         *begin = j + 1;
         *end = k;
         return k + 1;
@@ -462,9 +469,10 @@ static int command(MathCtx *ctx, const char *name, size_t n, int begin, int end,
         int j = end;
         while (s[j] == ' ') j++;
         if (s[j] != '{') return *ok = 0, 0;
-        const char *close = strchr(s + j, '}');
-        if (!close || !strstr(s + j, "matrix") || strstr(s + j, "matrix") > close) return *ok = 0, 0;
-        return push(ctx, IS("begin") ? TK_MAT_OPEN : TK_MAT_CLOSE, 0, begin, (int)(close - s) + 1, spaced);
+        int k = j + 1;
+        while (is_letter(s[k]) && k - j < 24) k++;
+        if (s[k] != '}' || k - j - 1 < 6 || memcmp(s + k - 6, "matrix", 6) != 0) return *ok = 0, 0;
+        return push(ctx, IS("begin") ? TK_MAT_OPEN : TK_MAT_CLOSE, 0, begin, k + 1, spaced);
     }
     /* Greek letters and other symbols: a variable named by the command. */
     int r = push(ctx, TK_IDENT, 0, begin, end, spaced);
@@ -479,6 +487,10 @@ int math_tokenize(MathCtx *ctx, int *ok) {
     *ok = 1;
     ctx->ntokens = 0;
     while (s[i] && *ok) {
+        if (ctx->ntokens > MATH_MAX_TOKENS) {
+            *ok = 0;
+            break;
+        }
         char c = s[i];
         if (isspace((unsigned char)c)) {
             spaced = 1;

@@ -9,6 +9,7 @@
  *   postfix := primary ('!' | '%')*
  *   primary := number | variable | \pi | \infty | (sum) | [sum] | {sum} | |sum|
  *            | \frac arg arg | \sqrt[sum]? arg | \binom arg arg | \func('^' exponent)? power */
+#include <ctype.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,8 +17,6 @@
 #include "aha/error.h"
 #include "reward/math_internal.h"
 
-/* Longer answers are compared as text: it bounds the parser's and evaluator's recursion. */
-#define MATH_MAX_TOKENS 1024
 
 static int new_node(MathCtx *c, MathExprOp op, int a, int b) {
     if (c->nnodes == c->nodes_cap) {
@@ -514,6 +513,11 @@ static char choice_letter(const char *s, int strict) {
     if (*s && (strict || !paren)) {
         /* "B 12" or "B12" is no letter answer; "(B) 12" is, when lenient */
         return 0;
+    }
+    /* ...but "(B) or (C)" names two choices: no hedging. */
+    for (const char *p = s; *p; p++) {
+        int alone = (p == s || !isalpha((unsigned char)p[-1])) && !isalpha((unsigned char)p[1]);
+        if (*p >= 'A' && *p <= 'Z' && alone) return 0;
     }
     return letter;
 }

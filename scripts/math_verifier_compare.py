@@ -219,6 +219,9 @@ NOTES = {
     ("0.1\\overline{6}", "\\frac16"): "aha reads repeating decimals",
     ("1.\\overline{09}", "\\frac{12}{11}"): "aha reads repeating decimals",
     ("-0.\\overline{3}", "-\\frac{1}{3}"): "aha reads repeating decimals",
+    ("6 = 5", "5"): "Math-Verify takes the last side of an equation; aha needs every constant side to be the answer",
+    ("1 = 2 = 3 = 4 = 5", "5"): "Math-Verify takes the last side of an equation; aha needs every constant side to be the answer",
+    ("x = 6 = 5", "5"): "Math-Verify takes the last side of an equation; aha needs every constant side to be the answer",
 }
 
 

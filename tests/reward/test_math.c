@@ -202,6 +202,9 @@ static void test_equations(void **state) {
         {"5x - 7y + 11z + 4 = 0", "-10x+14y-22z-8=0", 1}, {"2x+3", "y = 2x + 3", 1},
         {"x = 6", "5", 0}, {"y = 5", "x = 5", 0}, {"y = 2x + 3", "x=2y+3", 0}, {"y=2x+4", "y = 2x + 3", 0},
         {"5x - 7y + 11z + 5 = 0", "5x - 7y + 11z + 4 = 0", 0},
+        /* an equation's sides without variables must all be the answer: no hedging */
+        {"2 + 3 = 5", "5", 1}, {"x = 2 + 3 = 5", "5", 1}, {"6 = 5", "5", 0}, {"1 = 2 = 3 = 4 = 5", "5", 0},
+        {"x = 6 = 5", "5", 0},
     };
     CHECK(cases);
 }
@@ -274,6 +277,9 @@ static void test_multiple_choice_letters(void **state) {
         {"(B)", "B", 1}, {"B", "\\text{(B)}", 1}, {"\\text{(B)}", "(B)", 1}, {"(B) 12", "B", 1}, {"B.", "B", 1},
         {"\\textbf{(E)}", "\\text{(E)}", 1},
         {"(C)", "B", 0}, {"\\text{(C)}", "\\text{(B)}", 0}, {"12", "B", 0}, {"b", "B", 0},
+        /* naming several choices is no answer */
+        {"(B) or (C)", "B", 0}, {"(A) (B) (C) (D) (E)", "A", 0}, {"(B), C", "B", 0}, {"B, C", "B", 0},
+        {"(B) 12 (C) 13", "B", 0},
     };
     CHECK(cases);
 }
@@ -318,6 +324,23 @@ static void test_near_misses_are_rejected(void **state) {
         {"y = 2x + 2", "y = 2x + 3", 0}, {"e", "\\text{east}", 0}, {"", "5", 0},
     };
     CHECK(cases);
+}
+
+/* A reward that accepts several candidate answers at once teaches the model to hedge. */
+static void test_hedged_answers_are_rejected(void **state) {
+    (void)state;
+    static const Case cases[] = {
+        {"5, 6", "5", 0},         {"5 or 6", "5", 0},            {"\\{5, 6\\}", "5", 0},   {"5 \\pm 1", "5", 0},
+        {"x = 5, x = 6", "5", 0}, {"x \\in \\{5, 6\\}", "5", 0}, {"6 = 5", "5", 0},       {"(B) or (C)", "B", 0},
+        {"(1,2) \\cup (3,4)", "(1,2)", 0}, {"[1,2], [3,4]", "[1,2]", 0}, {"1, 2, 3", "1, 2", 0},
+        {"5 or maybe 6", "5", 0}, {"x", "5", 0},               {"5x", "5", 0},
+    };
+    CHECK(cases);
+    double score = 1;
+    assert_int_equal(aha_math_score("\\boxed{5} or \\boxed{6}", "5", AHA_MATH_EXTRACT_AUTO, &score, NULL, 0), 0);
+    assert_true(score == 0.0);
+    assert_int_equal(aha_math_score("<answer>5</answer><answer>6</answer>", "5", AHA_MATH_EXTRACT_AUTO, &score, NULL, 0), 0);
+    assert_true(score == 0.0);
 }
 
 static void test_unparseable_gold_is_no_score(void **state) {
@@ -465,6 +488,23 @@ static void test_hostile_answers(void **state) {
     for (size_t i = 0; i < 2 * n; i++) deep[i] = "\\frac"[i % 5];
     assert_int_equal(aha_math_equal(deep, "5"), 0);
     free(deep);
+    /* Many unclosed or repeated constructs: each must cost linear time, not quadratic. */
+    static const char *const repeated[] = {"\\boxed{", "\\begin{", "x_{", "\\hspace{", "\\text{", "\\fbox{1}{",
+                                           "<answer>", "\\left(", "\\frac{", "1,"};
+    size_t big = 1u << 20;
+    char *text = malloc(big + 16);
+    assert_non_null(text);
+    for (size_t r = 0; r < sizeof repeated / sizeof repeated[0]; r++) {
+        size_t len = strlen(repeated[r]), used = 0;
+        while (used + len < big) memcpy(text + used, repeated[r], len), used += len;
+        text[used] = '\0';
+        double score = 1;
+        assert_int_equal(aha_math_score(text, "5", AHA_MATH_EXTRACT_AUTO, &score, NULL, 0), 0);
+        assert_true(score == 0.0);
+        assert_int_equal(aha_math_equal(text, "5"), 0);
+        assert_true(aha_math_equal(text, text) >= -1); /* -1: a gold with unclosed braces */
+    }
+    free(text);
     static const char *const junk[] = {
         "\\", "^", "_", "\\frac", "\\sqrt", "\\begin{pmatrix}", "\\end{pmatrix}", "((", "))", "\\left", "\\text{",
         "1/0", "0/0", "\\infty-\\infty", "10^{10000}", "(-8)^{1/3}", "\xff\xfe", "\xe2\x88", "1,", ",", "=", "x=", "\\{",
@@ -508,6 +548,7 @@ int main(void) {
         cmocka_unit_test(test_text_answers),
         cmocka_unit_test(test_other_numbers_bases_factorials),
         cmocka_unit_test(test_near_misses_are_rejected),
+        cmocka_unit_test(test_hedged_answers_are_rejected),
         cmocka_unit_test(test_unparseable_gold_is_no_score),
         cmocka_unit_test(test_extract_boxed_and_answer_tag),
         cmocka_unit_test(test_gold_forms),
