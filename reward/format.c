@@ -14,7 +14,6 @@
 struct FormatReward {
     pcre2_code *code;
     pcre2_match_context *match_context; /* read-only once built: shared by every worker */
-    uint32_t match_options;             /* ANCHORED | ENDANCHORED for a full match */
     int search;
 };
 
@@ -24,8 +23,10 @@ FormatReward *format_reward_create(const AhaRewardConfig *config) {
     if (!fr) return NULL;
     int errcode;
     PCRE2_SIZE erroffset;
+    /* Anchoring is compiled in: the JIT ignores match-time ANCHORED/ENDANCHORED. */
+    uint32_t anchoring = config->match_search ? 0 : PCRE2_ANCHORED | PCRE2_ENDANCHORED;
     fr->code = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED,
-                             PCRE2_UTF | PCRE2_UCP | PCRE2_DOTALL | PCRE2_MATCH_INVALID_UTF, &errcode, &erroffset, NULL);
+                             PCRE2_UTF | PCRE2_UCP | PCRE2_DOTALL | PCRE2_MATCH_INVALID_UTF | anchoring, &errcode, &erroffset, NULL);
     if (!fr->code) {
         PCRE2_UCHAR msg[256];
         pcre2_get_error_message(errcode, msg, sizeof msg);
@@ -39,11 +40,12 @@ FormatReward *format_reward_create(const AhaRewardConfig *config) {
         aha_errorf("pattern: out of memory creating a PCRE2 match context");
         return NULL;
     }
+    /* JIT when the platform has it (several times faster); the interpreter otherwise. */
+    pcre2_jit_compile(fr->code, PCRE2_JIT_COMPLETE);
     pcre2_set_match_limit(fr->match_context, FORMAT_MATCH_LIMIT);
     pcre2_set_depth_limit(fr->match_context, FORMAT_DEPTH_LIMIT);
     pcre2_set_heap_limit(fr->match_context, FORMAT_HEAP_LIMIT_KIB);
     fr->search = config->match_search;
-    fr->match_options = config->match_search ? 0 : PCRE2_ANCHORED | PCRE2_ENDANCHORED;
     return fr;
 }
 
@@ -52,7 +54,11 @@ int format_reward_score(FormatReward *fr, const RewardCall *call, AhaRewardValue
     pcre2_match_data *md = pcre2_match_data_create_from_pattern(fr->code, NULL);
     AHA_CHECK_ALLOC(md);
     size_t len = strlen(text);
-    int rc = pcre2_match(fr->code, (PCRE2_SPTR)text, len, 0, fr->match_options, md,
+    int rc = pcre2_match(fr->code, (PCRE2_SPTR)text, len, 0, 0, md,
+                         fr->match_context);
+    /* The JIT's default 32 KiB stack can run out on deep patterns: the interpreter then. */
+    if (rc == PCRE2_ERROR_JIT_STACKLIMIT)
+        rc = pcre2_match(fr->code, (PCRE2_SPTR)text, len, 0, PCRE2_NO_JIT, md,
                          fr->match_context);
     /* With invalid UTF-8 PCRE2 anchors to valid segments: insist on the whole subject. */
     if (rc >= 0 && !fr->search) {
