@@ -1,5 +1,7 @@
 /* Plug-in rewards as shared objects (include/aha/reward_plugin.h), loaded with dlopen. */
 #include <dlfcn.h>
+#include <errno.h>
+#include <unistd.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,9 +13,71 @@ struct PluginReward {
     void *handle;
     char *label; /* "plugin 'name' (path)" for messages */
     AhaRewardPluginScoreFn score;
+    ExecReward *host; /* forked children that call score (reward/plugin_exec.c) */
 };
 
-PluginReward *plugin_so_create(const AhaRewardConfig *config, const char *name) {
+static int write_all(int fd, const char *data, size_t n) {
+    while (n > 0) {
+        ssize_t w = write(fd, data, n);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return -1;
+        data += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* The child's loop: one JSON request per line in, one reply per line out. A crash or a hang
+ * in the plug-in ends this child, not the trainer. */
+static int plugin_host(void *arg, int fd) {
+    PluginReward *pr = arg;
+    FILE *in = fdopen(fd, "r");
+    if (!in) return -1;
+    char *line = NULL;
+    size_t cap = 0;
+    while (getline(&line, &cap, in) > 0) {
+        json_t *req = json_loads(line, 0, NULL);
+        json_t *tokens = json_object_get(req, "completion_tokens");
+        char *row = json_dumps(json_object_get(req, "row"), JSON_COMPACT);
+        AhaPluginSample s = {.prompt = json_string_value(json_object_get(req, "prompt")),
+                             .completion = json_string_value(json_object_get(req, "completion")),
+                             .row_json = row,
+                             .completion_tokens = json_is_integer(tokens) ? (int)json_integer_value(tokens) : -1};
+        char reason[AHA_REWARD_REASON_MAX] = "";
+        double score = 0.0;
+        json_t *reply;
+        if (!s.completion || !row) {
+            reply = json_pack("{s:s}", "error", "the plug-in host received a malformed request");
+        } else {
+            if (!s.prompt) s.prompt = "";
+            int rc = pr->score(&s, &score, reason, sizeof reason);
+            reason[sizeof reason - 1] = '\0';
+            json_t *why = json_string(reason);
+            if (!why) why = json_string("(reason is not valid UTF-8)");
+            if (rc == 0 && isfinite(score)) reply = json_pack("{s:f,s:o}", "score", score, "reason", why);
+            else if (rc == 0) reply = json_pack("{s:s,s:o}", "error", "returned a score that is not finite", "reason", why);
+            else if (rc == 1) reply = json_pack("{s:n,s:o}", "score", "reason", why);
+            else {
+                json_decref(why);
+                reply = json_pack("{s:s}", "error", reason[0] ? reason : "failed without a reason");
+            }
+        }
+        free(row);
+        json_decref(req);
+        char *text = reply ? json_dumps(reply, JSON_COMPACT) : NULL;
+        json_decref(reply);
+        if (!text || write_all(fd, text, strlen(text)) != 0 || write_all(fd, "\n", 1) != 0) {
+            free(text);
+            break;
+        }
+        free(text);
+    }
+    free(line);
+    fclose(in);
+    return 0;
+}
+
+PluginReward *plugin_so_create(const AhaRewardConfig *config, const char *name, int jobs) {
     PluginReward *pr = aha_calloc(1, sizeof *pr);
     if (!pr) return NULL;
     size_t n = strlen(name) + strlen(config->path) + 32;
@@ -56,31 +120,21 @@ PluginReward *plugin_so_create(const AhaRewardConfig *config, const char *name) 
         plugin_so_free(pr);
         return NULL;
     }
+    pr->host = plugin_exec_create_host(pr->label, plugin_host, pr, config->timeout_s, jobs);
+    if (!pr->host) {
+        plugin_so_free(pr);
+        return NULL;
+    }
     return pr;
 }
 
 int plugin_so_score(PluginReward *pr, const RewardCall *call, AhaRewardValue *value) {
-    char *row = json_dumps(call->row, JSON_COMPACT);
-    AHA_CHECK_ALLOC(row);
-    AhaPluginSample s = {.prompt = call->sample->prompt ? call->sample->prompt : "",
-                         .completion = call->sample->completion,
-                         .row_json = row,
-                         .completion_tokens = call->sample->completion_tokens < 0
-                                                  ? -1 : call->sample->completion_tokens};
-    char reason[AHA_REWARD_REASON_MAX] = "";
-    double score = 0.0;
-    int rc = pr->score(&s, &score, reason, sizeof reason);
-    free(row);
-    reason[sizeof reason - 1] = '\0';
-    if (rc == 0 && isfinite(score)) reward_value_set(value, AHA_REWARD_SCORED, score, "%s", reason);
-    else if (rc == 0) return aha_errorf("%s: returned a score that is not finite", pr->label);
-    else if (rc == 1) reward_value_set(value, AHA_REWARD_NO_SCORE, 0, "%s", reason);
-    else return aha_errorf("%s: %s", pr->label, reason[0] ? reason : "failed without a reason");
-    return 0;
+    return plugin_exec_score(pr->host, call, value);
 }
 
 void plugin_so_free(PluginReward *pr) {
     if (!pr) return;
+    plugin_exec_free(pr->host);
     if (pr->handle) dlclose(pr->handle);
     free(pr->label);
     free(pr);

@@ -31,7 +31,9 @@ typedef struct {
 } ExecSlot;
 
 struct ExecReward {
-    char *command;
+    char *command;        /* a program, or NULL for a host function */
+    PluginHostFn host;    /* runs in a forked child serving the socket (C plug-ins) */
+    void *host_arg;
     char *label; /* "plugin 'name' (command)" */
     double timeout_s;
     ExecSlot *slots; /* [jobs] */
@@ -59,15 +61,25 @@ static void slot_stop(ExecSlot *s, int gently) {
     s->len = 0;
 }
 
+/* One start at a time: a host child does not exec, so it keeps every descriptor open at its
+ * fork; serializing keeps other slots' child ends out of it (their EOF must mean death). */
+static pthread_mutex_t start_lock = PTHREAD_MUTEX_INITIALIZER;
+
 static int slot_start(ExecReward *er, ExecSlot *s) {
     int sv[2];
-    AHA_CHECK_SYS(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0,
-                  "%s: socketpair", er->label);
+    pthread_mutex_lock(&start_lock);
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+        pthread_mutex_unlock(&start_lock);
+        return aha_error_errno("%s: socketpair", er->label);
+    }
     pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) {
+        int e = errno;
         close(sv[0]);
         close(sv[1]);
+        pthread_mutex_unlock(&start_lock);
+        errno = e;
         return aha_error_errno("%s: fork", er->label);
     }
     if (pid == 0) {
@@ -75,6 +87,15 @@ static int slot_start(ExecReward *er, ExecSlot *s) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != parent) _exit(127);
         signal(SIGPIPE, SIG_DFL);
+        if (er->host) {
+            /* A crash must end this child: no handler of the trainer's may catch it here. */
+            static const int fatal[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTERM, SIGINT};
+            for (size_t i = 0; i < sizeof fatal / sizeof fatal[0]; i++) signal(fatal[i], SIG_DFL);
+            close(sv[0]);
+            for (int i = 0; i < er->jobs; i++) /* the other slots' ends: not ours to hold */
+                if (er->slots[i].sock >= 0) close(er->slots[i].sock);
+            _exit(er->host(er->host_arg, sv[1]) == 0 ? 0 : 1);
+        }
         if (dup2(sv[1], 0) < 0 || dup2(sv[1], 1) < 0) _exit(127);
         syscall(SYS_close_range, 3u, ~0u, 0u);
         execl("/bin/sh", "sh", "-c", er->command, (char *)NULL);
@@ -82,6 +103,7 @@ static int slot_start(ExecReward *er, ExecSlot *s) {
     }
     setpgid(pid, pid);
     close(sv[1]);
+    pthread_mutex_unlock(&start_lock);
     s->pid = pid;
     s->sock = sv[0];
     s->len = 0;
@@ -174,23 +196,24 @@ static int slot_exchange(ExecReward *er, ExecSlot *s, const char *line, size_t n
     }
 }
 
-ExecReward *plugin_exec_create(const AhaRewardConfig *config, const char *name, int jobs) {
-    if (!(config->timeout_s > 0 && config->timeout_s <= 3600)) {
-        aha_errorf("timeout_s: expected seconds in (0, 3600], got %g", config->timeout_s);
+static ExecReward *exec_create(const char *label, const char *command, PluginHostFn host,
+                               void *host_arg, double timeout_s, int jobs) {
+    if (!(timeout_s > 0 && timeout_s <= 3600)) {
+        aha_errorf("timeout_s: expected seconds in (0, 3600], got %g", timeout_s);
         return NULL;
     }
     ExecReward *er = aha_calloc(1, sizeof *er);
     if (!er) return NULL;
-    er->command = aha_strdup(config->command);
-    size_t n = strlen(name) + strlen(config->command) + 32;
-    er->label = aha_malloc(n);
+    er->command = command ? aha_strdup(command) : NULL;
+    er->host = host;
+    er->host_arg = host_arg;
+    er->label = aha_strdup(label);
     er->slots = aha_calloc((size_t)jobs, sizeof *er->slots);
-    if (!er->command || !er->label || !er->slots) {
+    if ((command && !er->command) || !er->label || !er->slots) {
         plugin_exec_free(er);
         return NULL;
     }
-    snprintf(er->label, n, "plugin '%s' (%s)", name, config->command);
-    er->timeout_s = config->timeout_s;
+    er->timeout_s = timeout_s;
     er->jobs = jobs;
     for (int i = 0; i < jobs; i++) {
         pthread_mutex_init(&er->slots[i].lock, NULL);
@@ -204,6 +227,21 @@ ExecReward *plugin_exec_create(const AhaRewardConfig *config, const char *name, 
         }
     }
     return er;
+}
+
+ExecReward *plugin_exec_create(const AhaRewardConfig *config, const char *name, int jobs) {
+    size_t n = strlen(name) + strlen(config->command) + 32;
+    char *label = aha_malloc(n);
+    if (!label) return NULL;
+    snprintf(label, n, "plugin '%s' (%s)", name, config->command);
+    ExecReward *er = exec_create(label, config->command, NULL, NULL, config->timeout_s, jobs);
+    free(label);
+    return er;
+}
+
+ExecReward *plugin_exec_create_host(const char *label, PluginHostFn host, void *arg,
+                                    double timeout_s, int jobs) {
+    return exec_create(label, NULL, host, arg, timeout_s, jobs);
 }
 
 static int parse_reply(ExecReward *er, const char *reply, AhaRewardValue *value) {

@@ -161,7 +161,7 @@ static int entry_init(RewardEntry *e, const AhaRewardConfig *c, int jobs) {
         int has_path = c->path && c->path[0], has_command = c->command && c->command[0];
         AHA_REQUIRE(has_path != has_command,
                     "a plugin reward needs exactly one of path (a .so) and command (a program)");
-        if (has_path) e->plugin_so = plugin_so_create(c, e->name);
+        if (has_path) e->plugin_so = plugin_so_create(c, e->name, jobs);
         else e->plugin_exec = plugin_exec_create(c, e->name, jobs);
         return e->plugin_so || e->plugin_exec ? 0 : -1;
     }

@@ -34,8 +34,8 @@ void code_reward_free(CodeReward *cr);
 
 int math_reward_score(AhaRewardExtract extract, const RewardCall *call, AhaRewardValue *value);
 
-typedef struct PluginReward PluginReward; /* a shared object (reward/plugin.c) */
-PluginReward *plugin_so_create(const AhaRewardConfig *config, const char *name);
+typedef struct PluginReward PluginReward; /* a shared object (reward/plugin.c), run in forked hosts */
+PluginReward *plugin_so_create(const AhaRewardConfig *config, const char *name, int jobs);
 int plugin_so_score(PluginReward *pr, const RewardCall *call, AhaRewardValue *value);
 void plugin_so_free(PluginReward *pr);
 
@@ -43,6 +43,11 @@ typedef struct ExecReward ExecReward; /* a JSON-lines program (reward/plugin_exe
 ExecReward *plugin_exec_create(const AhaRewardConfig *config, const char *name, int jobs);
 int plugin_exec_score(ExecReward *er, const RewardCall *call, AhaRewardValue *value);
 void plugin_exec_free(ExecReward *er);
+/* The same protocol served by host(arg, socket) in a forked child of the trainer instead of
+ * a program: how C plug-ins run, so that their crashes and hangs stay out of the run. */
+typedef int (*PluginHostFn)(void *arg, int socket_fd);
+ExecReward *plugin_exec_create_host(const char *label, PluginHostFn host, void *arg,
+                                    double timeout_s, int jobs);
 
 /* The JSON request both plug-in kinds receive: {"prompt", "completion", "row",
  * "completion_tokens"}. Returns a malloc'ed compact one-line string, or NULL. */

@@ -603,7 +603,8 @@ int aha_sandbox_run(AhaSandbox *box, const char *const *argv, const char *stdin_
     if (pidfd >= 0) close(pidfd);
     close(out[0]);
     close(err[0]);
-    fcntl(rep[0], F_SETFL, 0);
+    /* Non-blocking: the keeper is gone, so its reports are all in the pipe, and another
+     * fork of this process may hold a copy of the write end. */
     reports_read(rep[0], reports, 8, &n_reports, &partial);
     close(rep[0]);
     int have_setup = 0, have_exit = 0, runner_status = 0;

@@ -13,10 +13,13 @@
  *       an error; in every case it may write a short NUL-terminated reason (at most
  *       reason_cap bytes, including the NUL).
  *
- * aha calls aha_reward_plugin_score from several threads at once: it must be thread-safe.
- * It runs inside the trainer's process, so a crash in it is a crash of the run: a reward
- * that runs untrusted code or may hang belongs in a JSON-lines program plug-in instead
- * (docs/rewards.md). examples/reward_plugins/repetition.c is a complete example. */
+ * aha loads the plug-in in the trainer (checking the ABI) and calls it in forked helper
+ * processes, one per reward worker, started on first use and kept across calls: a crash or
+ * a hang (past the reward's timeout_s) in the plug-in costs that sample its score, and the
+ * helper is started afresh. So the plug-in must not rely on threads it started when loaded
+ * (a fork keeps only the calling thread), and whatever state it keeps between calls lives in
+ * one helper. Being a fork of the trainer, it is not a sandbox: untrusted code belongs in
+ * the code reward's sandbox (docs/rewards.md). examples/reward_plugins/repetition.c is a complete example. */
 #ifndef AHA_REWARD_PLUGIN_H
 #define AHA_REWARD_PLUGIN_H
 

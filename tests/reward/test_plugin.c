@@ -141,6 +141,47 @@ static void test_c_plugin_errors(void **state) {
     aha_reward_set_free(set);
 }
 
+/* A plug-in that crashes or hangs costs that sample its score, never the run. */
+static void test_c_plugin_crash_and_hang_are_contained(void **state) {
+    (void)state;
+    char so[512];
+    if (!build_so("hostile", NULL,
+                  "#include <string.h>\n#include <unistd.h>\n#include \"aha/reward_plugin.h\"\n"
+                  "int aha_reward_plugin_abi_version(void) { return AHA_REWARD_PLUGIN_ABI_VERSION; }\n"
+                  "int aha_reward_plugin_score(const AhaPluginSample *s, double *score, char *r, size_t cap) {\n"
+                  "  (void)r; (void)cap;\n"
+                  "  if (strcmp(s->completion, \"crash\") == 0) { volatile int *p = 0; *p = 1; }\n"
+                  "  if (strcmp(s->completion, \"hang\") == 0) for (;;) pause();\n"
+                  "  *score = 1; return 0; }\n",
+                  so, sizeof so))
+        skip();
+    AhaRewardSet *set = plugin_set(so, NULL, 0.5, 2);
+    assert_non_null(set);
+    AhaRewardValue v = one(set, "crash", "{}");
+    assert_int_equal(v.status, AHA_REWARD_FAILED);
+    assert_non_null(strstr(v.reason, "plugin 'mine'"));
+    /* a plain build sees the signal; under ASan its handler reports and exits */
+    assert_true(strstr(v.reason, "killed by signal 11") || strstr(v.reason, "exited with status"));
+    v = one(set, "fine", "{}");
+    assert_int_equal(v.status, AHA_REWARD_SCORED);
+    v = one(set, "hang", "{}");
+    assert_int_equal(v.status, AHA_REWARD_FAILED);
+    assert_non_null(strstr(v.reason, "no reply within 0.5 s"));
+    /* a batch with both, in parallel: every other sample is scored */
+    enum { N = 12 };
+    AhaRewardSample s[N];
+    for (int i = 0; i < N; i++)
+        s[i] = (AhaRewardSample){.completion = i == 3 ? "crash" : i == 8 ? "hang" : "ok", .completion_tokens = -1};
+    AhaRewardValue vals[N];
+    double total[N];
+    assert_int_equal(aha_reward_set_score(set, s, N, vals, total), 0);
+    for (int i = 0; i < N; i++) {
+        if (i == 3 || i == 8) assert_int_equal(vals[i].status, AHA_REWARD_FAILED);
+        else if (vals[i].status != AHA_REWARD_SCORED) fail_msg("sample %d: %s", i, vals[i].reason);
+    }
+    aha_reward_set_free(set);
+}
+
 static void test_python_program_example(void **state) {
     (void)state;
     char cmd[512];
@@ -236,6 +277,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_c_plugin_example),
         cmocka_unit_test(test_c_plugin_errors),
+        cmocka_unit_test(test_c_plugin_crash_and_hang_are_contained),
         cmocka_unit_test(test_python_program_example),
         cmocka_unit_test(test_program_errors_name_the_plugin),
     };
