@@ -252,15 +252,15 @@ static int relation_matches_interval(const MathCtx *rc, const MathValue *r, cons
 }
 
 /* An answer equation against a gold that is none: its last side must equal the gold, and
- * so must every side without variables, so that "6 = 5" cannot pass for 5 ("x = 5",
- * "2 + 3 = 5" and "x = 2 + 3 = 5" do). */
+ * every other side must be a single variable or equal the gold too, so that "6 = 5" and
+ * "x + y = 5" cannot pass for 5 ("x = 5", "2 + 3 = 5" and "x = 2 + 3 = 5" do). */
 static int answer_equation_states(const MathCtx *a, const MathValue *r, const MathCtx *g, int ig) {
     if (r->rel != REL_EQ && r->rel != -1) return 0;
     if (!value_equal(a, r->rhs, g, ig)) return 0;
     const MathValue *lhs = val(a, r->lhs);
     if (lhs->kind == V_REL) return answer_equation_states(a, lhs, g, ig);
-    if (lhs->kind == V_EXPR && lhs->has_vars) return 1;
-    return r->rel == -1 || value_equal(a, r->lhs, g, ig);
+    if (is_single_variable(a, r->lhs)) return 1;
+    return lhs->kind == V_EXPR && !lhs->has_vars && value_equal(a, r->lhs, g, ig);
 }
 
 static int value_equal(const MathCtx *a, int ia, const MathCtx *g, int ig) {
@@ -278,7 +278,9 @@ static int value_equal(const MathCtx *a, int ia, const MathCtx *g, int ig) {
         return 0;
     }
     /* "x = 5" against "5", either way round; "x \in [1,2]" against "[1,2]". */
-    if (vg->kind == V_REL) return (vg->rel == REL_EQ || vg->rel == -1) && value_equal(a, ia, g, vg->rhs);
+    if (vg->kind == V_REL) /* a gold "y = 2x + 3" states 2x + 3; "5x - 7y = 0" does not state 0 */
+        return (vg->rel == REL_EQ || vg->rel == -1) && is_single_variable(g, vg->lhs) &&
+               value_equal(a, ia, g, vg->rhs);
     if (va->kind == V_REL) return answer_equation_states(a, va, g, ig);
     if (va->kind == V_LIST && vg->kind == V_LIST) return list_equal(a, va, g, vg);
     /* A one-element set or list against its element. */

@@ -204,7 +204,8 @@ static void test_equations(void **state) {
         {"5x - 7y + 11z + 5 = 0", "5x - 7y + 11z + 4 = 0", 0},
         /* an equation's sides without variables must all be the answer: no hedging */
         {"2 + 3 = 5", "5", 1}, {"x = 2 + 3 = 5", "5", 1}, {"6 = 5", "5", 0}, {"1 = 2 = 3 = 4 = 5", "5", 0},
-        {"x = 6 = 5", "5", 0},
+        {"x = 6 = 5", "5", 0}, {"x + y = 5", "5", 0}, {"5x - 7y + 11z + 4 = 0", "0", 0}, {"0", "5x - 7y + 11z + 4 = 0", 0},
+        {"2x + 3", "2x + 3 = y", 0},
     };
     CHECK(cases);
 }

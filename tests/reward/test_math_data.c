@@ -89,8 +89,11 @@ static void test_math500_golds_equal_themselves_and_their_box(void **state) {
     assert_true(math500_text_golds <= 5);
 }
 
-/* Each MATH-500 gold against the next row's gold: different problems, so (almost) always a
- * different answer; the few pairs with the same value are listed by their row. */
+/* Every MATH-500 gold against every other: different problems, so different answers, except
+ * for the few that are the same value written another way. Today those are 33 pairs, all
+ * legitimate: a degree mark, a unit or a dollar dropped (120^\\circ and 120, 15\\mbox{ cm}^2
+ * and 15, \\$36 and 36), x=5 and 5, \\frac14 and \\frac{1}{4}, 10,\\!080 and 10080, 1,-2 and
+ * -2,1, a base subscript (40_9 and 40). More means a false positive crept in. */
 static void test_math500_golds_reject_other_golds(void **state) {
     (void)state;
     FILE *f = fopen(DATA_DIR "/math500_test.jsonl", "r");
@@ -109,16 +112,16 @@ static void test_math500_golds_reject_other_golds(void **state) {
     free(line);
     fclose(f);
     int equal_pairs = 0;
-    for (int i = 0; i < n; i++) {
-        const char *a = answers[i], *b = answers[(i + 1) % n];
-        if (strcmp(a, b) == 0) continue;
-        if (aha_math_equal(a, b) == 1) {
-            print_message("same value: [%s] and [%s]\n", a, b);
-            equal_pairs++;
+    for (int i = 0; i < n; i++)
+        for (int j = i + 1; j < n; j++) {
+            if (strcmp(answers[i], answers[j]) == 0) continue;
+            int ij = aha_math_equal(answers[i], answers[j]), ji = aha_math_equal(answers[j], answers[i]);
+            if (ij == 1 || ji == 1) {
+                print_message("same value: [%s] and [%s]\n", answers[i], answers[j]);
+                equal_pairs++;
+            }
         }
-    }
-    /* Neighbouring rows that really have equal answers; anything more is a false positive. */
-    assert_true(equal_pairs <= 3);
+    assert_true(equal_pairs <= 33);
     for (int i = 0; i < n; i++) free(answers[i]);
 }
 
