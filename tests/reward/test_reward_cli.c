@@ -84,7 +84,7 @@ static void test_math_and_code_in_order(void **state) {
     json_decref(out);
 
     char args[1024];
-    snprintf(args, sizeof args, "reward score --reward code --timeout 1 --in tests/fixtures/rewards/mixed.jsonl --out '%s/code.jsonl'", dir);
+    snprintf(args, sizeof args, "reward score --reward code --timeout 3 --in tests/fixtures/rewards/mixed.jsonl --out '%s/code.jsonl'", dir);
     assert_int_equal(aha(args), 0);
     assert_string_equal(slurp("out.txt"), "");
     out = lines(slurp("code.jsonl"));

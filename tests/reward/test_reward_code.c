@@ -39,16 +39,20 @@ static void test_extract_last_python_block(void **state) {
     assert_false(found);
 }
 
-static AhaRewardSet *code_set(AhaCodeMode mode) {
+/* Programs that should pass get a generous limit (the machine may be loaded); the hanging
+ * ones get 1 s. */
+static AhaRewardSet *code_set_limit(AhaCodeMode mode, double timeout_s) {
     AhaRewardConfig c;
     aha_reward_config_default(&c, AHA_REWARD_CODE);
     c.code_mode = mode;
-    c.timeout_s = 1.0;
+    c.timeout_s = timeout_s;
     AhaRewardSet *set = aha_reward_set_create(&c, 1, 2);
     if (!set) fail_msg("%s", aha_error_message());
     aha_reward_set_error_log(set, NULL);
     return set;
 }
+
+static AhaRewardSet *code_set(AhaCodeMode mode) { return code_set_limit(mode, 10.0); }
 
 static AhaRewardValue score(AhaRewardSet *set, const char *completion, const char *row) {
     AhaRewardSample s = {.completion = completion, .row_json = row, .completion_tokens = -1};
@@ -85,9 +89,11 @@ static void test_stdin_stdout_fraction_and_all(void **state) {
     assert_int_equal(v.status, AHA_REWARD_SCORED);
     assert_true(v.score == 0.0);
     assert_non_null(strstr(v.reason, "exit status 2"));
-    v = score(all, "```python\nwhile True: pass\n```", stdin_row);
+    AhaRewardSet *quick = code_set_limit(AHA_CODE_ALL, 1.0);
+    v = score(quick, "```python\nwhile True: pass\n```", stdin_row);
     assert_int_equal(v.status, AHA_REWARD_SCORED);
     assert_true(v.score == 0.0);
+    aha_reward_set_free(quick);
     v = score(fraction, "I cannot write code.", stdin_row);
     assert_int_equal(v.status, AHA_REWARD_SCORED);
     assert_true(v.score == 0.0);
@@ -115,6 +121,8 @@ static void test_asserts(void **state) {
     assert_true(v.score == 0.0);
     assert_non_null(strstr(v.reason, "after 0 of 4"));
     /* a program that hangs in an assert keeps the results before it */
+    aha_reward_set_free(set);
+    set = code_set_limit(AHA_CODE_FRACTION, 2.0);
     const char *hang_row = "{\"tests\": {\"format\": \"assert\", \"asserts\": [\"assert f(1) == 1\", \"f(-1)\"]}}";
     v = score(set, "```python\ndef f(x):\n    while x < 0: pass\n    return x\n```", hang_row);
     assert_true(fabs(v.score - 0.5) < 1e-12);
