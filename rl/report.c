@@ -245,11 +245,13 @@ int aha_report_html(AhaRunStore *s, FILE *out) {
     static const char *const clip[] = {"clip_low", "clip_high"};
     static const char *const trunc[] = {"frac_truncated"};
     static const char *const grad[] = {"grad_norm"};
+    static const char *const think[] = {"think_frac"};
     AHA_TRY(plot_columns(db, out, "response length (tokens)", len, 2));
     AHA_TRY(plot_columns(db, out, "KL to the reference", kl, 1));
     AHA_TRY(plot_columns(db, out, "entropy", entropy, 1));
     AHA_TRY(plot_columns(db, out, "clip fractions", clip, 2));
     AHA_TRY(plot_columns(db, out, "stopped by length", trunc, 1));
+    AHA_TRY(plot_columns(db, out, "share of completions with <think>", think, 1));
     AHA_TRY(plot_columns(db, out, "gradient norm", grad, 1));
     AHA_TRY(write_samples(db, out));
     fputs("<h2>Recipe</h2>\n<pre>", out);

@@ -1,0 +1,343 @@
+/* The GRPO loop: set up from a recipe (or a run directory to resume), then one step after
+ * another: rollout -> update -> record -> eval -> checkpoint. docs/training.md. */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "aha/error.h"
+#include "aha/reward_recipe.h"
+#include "rl/trainer_internal.h"
+
+#define EVAL_SEED_MIX 0x6576616c00000000ull /* "eval" */
+
+static _Thread_local int last_interrupted;
+
+int aha_train_was_interrupted(void) { return last_interrupted; }
+
+typedef struct {
+    AhaRecipe recipe;           /* owned copy (loaded from RUN_DIR/recipe.yaml) */
+    const AhaRecipe *r;
+    char run_dir[4096];
+    AhaModel *policy, *ref;
+    AhaModelSource source;
+    AhaKernels kernels;         /* batch-invariant: training log-probs equal the sampler's */
+    AhaTokenizer *tok;
+    AhaDataset *train, *eval;
+    PromptCache prompts;
+    AhaDataOrder order;
+    AhaRewardSet *rewards;
+    double *weights;
+    int n_comp, accuracy_comp;
+    AhaAdamW opt;
+    AhaRunStore *store;
+    AhaTrainerState state;
+    FILE *log;
+    int32_t eos[AHA_MAX_EOS + 1];
+    int n_eos;
+    char *recipe_yaml;
+} Trainer;
+
+static void trainer_free(Trainer *t) {
+    if (t->store) aha_runstore_close(t->store);
+    aha_adamw_free(&t->opt);
+    free(t->weights);
+    if (t->rewards) aha_reward_set_free(t->rewards);
+    aha_data_order_free(&t->order);
+    prompt_cache_free(&t->prompts);
+    if (t->eval) aha_dataset_free(t->eval);
+    if (t->train) aha_dataset_free(t->train);
+    if (t->tok) aha_tokenizer_free(t->tok);
+    if (t->ref) aha_model_free(t->ref);
+    if (t->policy) aha_model_free(t->policy);
+    if (t->log) fclose(t->log);
+    free(t->recipe_yaml);
+    aha_recipe_free(&t->recipe);
+}
+
+/* FNV-1a 64 of the resolved recipe: a resume refuses a recipe that changed. */
+static void recipe_digest(const char *yaml, char out[65]) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (const unsigned char *p = (const unsigned char *)yaml; *p; p++) h = (h ^ *p) * 0x100000001b3ull;
+    snprintf(out, 65, "fnv1a64:%016llx", (unsigned long long)h);
+}
+
+static char *recipe_to_yaml(const AhaRecipe *r) {
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f) {
+        aha_error_errno("recipe: open_memstream");
+        return NULL;
+    }
+    int rc = aha_recipe_dump_yaml(r, f);
+    if (fclose(f) != 0 || rc != 0) {
+        free(buf);
+        aha_errorf("recipe: writing it as YAML failed");
+        return NULL;
+    }
+    return buf;
+}
+
+static AhaModel *load_policy(const AhaRecipe *r, AhaModelSource *source) {
+    if (r->model.init == AHA_INIT_PRETRAINED) return aha_model_load_dir(r->model.path, source);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/config.json", r->model.path);
+    AhaModelConfig cfg;
+    if (aha_model_config_load(&cfg, path) != 0) return NULL;
+    AhaModel *m = aha_model_create(&cfg);
+    if (!m) return NULL;
+    aha_model_init_random(m, (uint64_t)r->run.seed, cfg.initializer_range > 0 ? cfg.initializer_range : 0.02f);
+    memset(source, 0, sizeof *source);
+    snprintf(source->dir, sizeof source->dir, "%s", r->model.path); /* tokenizer files */
+    source->dtype = AHA_DTYPE_F32;
+    source->layout = AHA_EXPERT_LAYOUT_PER_EXPERT;
+    return m;
+}
+
+static int needs_tests_field(const AhaRecipe *r) {
+    for (int i = 0; i < r->n_rewards; i++)
+        if (r->rewards[i].type == AHA_REWARD_CODE) return 1;
+    return 0;
+}
+
+static int setup(Trainer *t) {
+    const AhaRecipe *r = t->r;
+    if (!(t->policy = load_policy(r, &t->source))) return aha_error_prefix("model.path %s", r->model.path);
+    aha_kernels_batch_invariant(&t->kernels, t->policy->kernels);
+    t->policy->kernels = &t->kernels;
+    AHA_TRY(aha_model_alloc_grads(t->policy));
+    if (!(t->tok = aha_tokenizer_load(r->model.path))) return aha_error_prefix("model.path %s", r->model.path);
+    AHA_REQUIRE(aha_tokenizer_vocab_size(t->tok) <= t->policy->cfg.vocab_size,
+                "model.path %s: the tokenizer has %d tokens but config.json vocab_size is %d",
+                r->model.path, aha_tokenizer_vocab_size(t->tok), t->policy->cfg.vocab_size);
+    t->n_eos = trainer_eos_ids(t->policy, t->tok, t->eos, AHA_MAX_EOS + 1);
+    AhaDatasetFields fields = {.question = r->data.question_field, .answer = r->data.answer_field,
+                               .tests = needs_tests_field(r) ? r->data.tests_field : NULL};
+    if (!(t->train = aha_dataset_load(r->data.train, &fields))) return aha_error_prefix("data.train");
+    if (r->run.eval_every > 0 && r->data.eval[0] && !(t->eval = aha_dataset_load(r->data.eval, &fields)))
+        return aha_error_prefix("data.eval");
+    AHA_TRY(prompt_cache_init(&t->prompts, t->train, t->tok, r->data.template_name, r->data.open_think,
+                              r->data.system_prompt, r->data.max_prompt_tokens));
+    AHA_TRY(aha_data_order_init(&t->order, (int64_t)aha_dataset_size(t->train), (uint64_t)r->run.seed,
+                                r->data.shuffle));
+    if (!(t->rewards = aha_reward_set_from_recipe(r, 0))) return aha_error_prefix("rewards");
+    t->n_comp = aha_reward_set_count(t->rewards);
+    t->weights = aha_malloc((size_t)t->n_comp * sizeof *t->weights);
+    AHA_CHECK_ALLOC(t->weights);
+    t->accuracy_comp = -1;
+    for (int k = 0; k < t->n_comp; k++) {
+        t->weights[k] = aha_reward_set_weight(t->rewards, k);
+        AhaRewardType type = aha_reward_set_type(t->rewards, k);
+        if (t->accuracy_comp < 0 && (type == AHA_REWARD_MATH || type == AHA_REWARD_CODE)) t->accuracy_comp = k;
+    }
+    AhaAdamWConfig ocfg = {(float)r->optim.beta1, (float)r->optim.beta2, (float)r->optim.eps,
+                           (float)r->optim.weight_decay};
+    AHA_TRY(aha_adamw_init(&t->opt, t->policy->params.count, &ocfg));
+    if (r->algorithm.beta > 0) {
+        if (!(t->ref = aha_model_create(&t->policy->cfg))) return -1;
+        t->ref->kernels = &t->kernels;
+        AHA_TRY(aha_model_copy_params(t->ref, t->policy));
+    }
+    if (!(t->recipe_yaml = recipe_to_yaml(r))) return -1;
+    if (r->run.log_file[0] && !(t->log = fopen(r->run.log_file, "a")))
+        return aha_error_errno("run.log_file %s", r->run.log_file);
+    t->state = (AhaTrainerState){.seed = (uint64_t)r->run.seed};
+    recipe_digest(t->recipe_yaml, t->state.recipe_sha);
+    return 0;
+}
+
+static int open_store(Trainer *t) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/run.db", t->run_dir);
+    if (!(t->store = aha_runstore_open(path))) return -1;
+    return aha_runstore_set_run(t->store, t->recipe_yaml, (uint64_t)t->r->run.seed, AHA_VERSION);
+}
+
+static int make_dirs(const char *path) {
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST) return aha_error_errno("%s: creating directory", buf);
+        *p = '/';
+    }
+    if (mkdir(buf, 0755) != 0 && errno != EEXIST) return aha_error_errno("%s: creating directory", buf);
+    return 0;
+}
+
+static int write_text(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    AHA_CHECK_SYS(f, "%s", path);
+    int ok = fputs(text, f) >= 0;
+    ok &= fflush(f) == 0 && fsync(fileno(f)) == 0;
+    ok &= fclose(f) == 0;
+    AHA_CHECK_SYS(ok, "%s: writing", path);
+    return 0;
+}
+
+static void say(Trainer *t, FILE *out, const char *line) {
+    if (out) {
+        fprintf(out, "%s\n", line);
+        fflush(out);
+    }
+    if (t->log) {
+        fprintf(t->log, "%s\n", line);
+        fflush(t->log);
+    }
+}
+
+static int checkpoint(Trainer *t) {
+    AhaDtype dtype = t->r->model.save_dtype == AHA_SAVE_DTYPE_F32    ? AHA_DTYPE_F32
+                     : t->r->model.save_dtype == AHA_SAVE_DTYPE_BF16 ? AHA_DTYPE_BF16
+                                                                     : AHA_DTYPE_AS_SOURCE;
+    t->state.data_epoch = t->order.epoch;
+    t->state.data_position = t->order.position;
+    t->state.optimizer_steps = t->opt.step;
+    return trainer_checkpoint_save(t->run_dir, t->r->run.keep_checkpoints, t->policy, &t->source, dtype,
+                                   &t->opt, t->ref, &t->state);
+}
+
+static int run_eval(Trainer *t, int step, AhaEvalRecord *rec) {
+    AhaEvalConfig cfg;
+    aha_eval_config_from_recipe(&cfg, t->r);
+    cfg.seed = aha_trainer_step_seed((uint64_t)t->r->run.seed ^ EVAL_SEED_MIX, step);
+    AhaEvalResult res;
+    AHA_TRY(eval_dataset(t->policy, t->tok, t->eval, &cfg, &res));
+    *rec = (AhaEvalRecord){.name = "eval", .n_prompts = res.n_prompts, .k = res.k,
+                           .accuracy = res.accuracy, .mean_at_k = res.mean_at_k, .seconds = res.seconds};
+    return 0;
+}
+
+static int train_loop(Trainer *t, const AhaTrainOptions *o) {
+    const AhaRecipe *r = t->r;
+    FILE *out = o ? o->out : NULL;
+    RolloutContext rc = {.r = r, .policy = t->policy, .tok = t->tok, .prompts = &t->prompts,
+                         .order = &t->order, .rewards = t->rewards, .n_comp = t->n_comp,
+                         .weights = t->weights, .eos_ids = t->eos, .n_eos = t->n_eos};
+    RecordContext rec = {.r = r, .store = t->store, .rewards = t->rewards, .n_comp = t->n_comp,
+                         .accuracy_comp = t->accuracy_comp, .prompts = &t->prompts};
+    int total_opt = r->run.steps * r->algorithm.mu * r->algorithm.minibatches;
+    double t_start = trainer_now();
+    int first = t->state.step;
+    for (int step = first; step < r->run.steps; step++) {
+        double t0 = trainer_now();
+        if (t->ref && r->algorithm.ref_refresh_steps > 0 && step > 0 &&
+            step % r->algorithm.ref_refresh_steps == 0 && t->state.ref_step != step) {
+            AHA_TRY(aha_model_copy_params(t->ref, t->policy));
+            t->state.ref_step = step;
+        }
+        StepBatch b;
+        rc.policy = t->policy;
+        if (step_rollout(&rc, aha_trainer_step_seed((uint64_t)r->run.seed, step), &b) != 0)
+            return aha_error_prefix("step %d", step);
+        UpdateContext uc = {.r = r, .policy = t->policy, .ref = t->ref, .opt = &t->opt, .step = step,
+                            .total_opt_steps = total_opt, .options = o};
+        UpdateStats us;
+        if (step_update(&uc, &t->prompts, &b, &us) != 0) {
+            step_batch_free(&b);
+            return aha_error_prefix("step %d", step);
+        }
+        AhaStepMetrics m;
+        step_metrics_fill(&rec, &b, &us, &m);
+        AhaEvalRecord ev, *evp = NULL;
+        if (t->eval && (step + 1) % r->run.eval_every == 0) {
+            double te = trainer_now();
+            if (run_eval(t, step, &ev) != 0) {
+                step_batch_free(&b);
+                return aha_error_prefix("step %d: eval", step);
+            }
+            m.t_eval = trainer_now() - te;
+            evp = &ev;
+        }
+        m.t_step = trainer_now() - t0;
+        int rcd = step_record(&rec, step, &b, &m, evp);
+        step_batch_free(&b);
+        AHA_TRY(rcd);
+        t->state.nan_streak = us.n_skipped > 0 ? t->state.nan_streak + 1 : 0;
+        t->state.step = step + 1;
+        double per_step = (trainer_now() - t_start) / (step + 1 - first);
+        char line[512];
+        step_progress_line(line, sizeof line, step, r->run.steps, per_step * (r->run.steps - step - 1), &m, evp);
+        say(t, out, line);
+        if (us.n_skipped > 0) {
+            snprintf(line, sizeof line,
+                     "step %d: %d update(s) skipped: NaN or Inf in the loss or gradients (%d consecutive step(s))",
+                     step + 1, us.n_skipped, t->state.nan_streak);
+            say(t, out, line);
+        }
+        if (t->state.nan_streak >= r->run.max_nan_skips)
+            return aha_errorf("stopped after %d consecutive steps with NaN or Inf in the loss or gradients "
+                              "(run.max_nan_skips = %d); the last checkpoint holds the last good weights",
+                              t->state.nan_streak, r->run.max_nan_skips);
+        int interrupted = o && o->stop && *o->stop;
+        int due = r->run.checkpoint_every > 0 && (step + 1) % r->run.checkpoint_every == 0;
+        if (due || interrupted || step + 1 == r->run.steps) AHA_TRY(checkpoint(t));
+        if (interrupted) {
+            last_interrupted = 1;
+            snprintf(line, sizeof line, "interrupted after step %d; continue with: aha train --resume %s",
+                     step + 1, t->run_dir);
+            say(t, out, line);
+            return 0;
+        }
+    }
+    return 0;
+}
+
+int aha_train(const AhaRecipe *recipe, const AhaTrainOptions *options) {
+    last_interrupted = 0;
+    Trainer t = {0};
+    t.r = recipe;
+    snprintf(t.run_dir, sizeof t.run_dir, "%s", recipe->run.output_dir);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/run.db", t.run_dir);
+    if (access(path, F_OK) == 0)
+        return aha_errorf("run.output_dir %s already holds a run (run.db); continue it with "
+                          "aha train --resume %s, or choose another output_dir", t.run_dir, t.run_dir);
+    int rc = setup(&t);
+    if (rc == 0) rc = make_dirs(t.run_dir);
+    if (rc == 0) {
+        snprintf(path, sizeof path, "%s/recipe.yaml", t.run_dir);
+        rc = write_text(path, t.recipe_yaml);
+    }
+    if (rc == 0) rc = open_store(&t);
+    if (rc == 0) rc = train_loop(&t, options);
+    t.r = NULL;
+    trainer_free(&t);
+    return rc;
+}
+
+int aha_train_resume(const char *run_dir, const AhaTrainOptions *options) {
+    last_interrupted = 0;
+    Trainer t = {0};
+    snprintf(t.run_dir, sizeof t.run_dir, "%s", run_dir);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/recipe.yaml", run_dir);
+    if (access(path, F_OK) != 0) return aha_error_errno("%s: not a run directory (no recipe.yaml)", run_dir);
+    if (aha_recipe_load(path, NULL, 0, &t.recipe) != 0) return aha_error_prefix("resuming %s", run_dir);
+    t.r = &t.recipe;
+    int rc = setup(&t);
+    int ck_step = -1;
+    char *ck = NULL;
+    if (rc == 0) rc = aha_checkpoint_latest(run_dir, &ck_step, &ck);
+    if (rc == 0 && ck) {
+        char digest[65];
+        snprintf(digest, sizeof digest, "%s", t.state.recipe_sha);
+        rc = trainer_checkpoint_load(ck, &t.policy, &t.opt, t.ref, &t.state);
+        if (rc == 0) rc = aha_model_alloc_grads(t.policy);
+        if (rc == 0 && strcmp(digest, t.state.recipe_sha) != 0)
+            rc = aha_errorf("%s: the checkpoint was made with another recipe than %s/recipe.yaml", ck, run_dir);
+        if (rc == 0 && t.state.step != ck_step)
+            rc = aha_errorf("%s: state.json says step %d", ck, t.state.step);
+        if (rc == 0) rc = aha_data_order_seek(&t.order, t.state.data_epoch, t.state.data_position);
+    }
+    free(ck);
+    if (rc == 0) rc = open_store(&t);
+    if (rc == 0) rc = aha_runstore_truncate_after(t.store, t.state.step - 1);
+    if (rc == 0) rc = train_loop(&t, options);
+    trainer_free(&t);
+    return rc;
+}
