@@ -1,18 +1,48 @@
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "aha/trainloop.h"
 #include "cli.h"
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_sigint(int sig) {
+    (void)sig;
+    stop_requested = 1;
+}
+
+/* SIGINT (Ctrl-C) asks the loop to stop after the current step, checkpointing first. */
+static int run_training(const AhaRecipe *recipe, const char *resume) {
+    struct sigaction sa = {0}, old;
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    stop_requested = 0;
+    if (sigaction(SIGINT, &sa, &old) != 0) {
+        perror("aha train: sigaction");
+        return 1;
+    }
+    AhaTrainOptions options = {.out = stdout, .stop = &stop_requested};
+    int rc = resume ? aha_train_resume(resume, &options) : aha_train(recipe, &options);
+    sigaction(SIGINT, &old, NULL);
+    if (rc != 0) return cli_fail("train");
+    return aha_train_was_interrupted() ? 130 : 0;
+}
 
 static const char usage[] =
     "usage: aha train RECIPE.yaml [--set KEY=VALUE]... [--dry-run]\n"
     "       aha train --resume RUN_DIR\n\n"
-    "Runs GRPO as the recipe says, recording every rollout in RUN_DIR/run.db.\n\n"
+    "Runs GRPO as the recipe says in run.output_dir (RUN_DIR): every step and rollout in\n"
+    "RUN_DIR/run.db, checkpoints in RUN_DIR/checkpoints, the resolved recipe in\n"
+    "RUN_DIR/recipe.yaml, one progress line per step on stdout (and run.log_file).\n"
+    "Ctrl-C stops after the current step with a checkpoint (exit status 130).\n\n"
     "  --set KEY=VALUE  override a recipe key, e.g. --set optim.lr=3e-6 (repeatable;\n"
     "                   lists in YAML: --set 'rollout.stop=[\"</answer>\"]';\n"
     "                   one reward's key: --set rewards.0.weight=0.5)\n"
     "  --dry-run        check the recipe and print it resolved (defaults filled in) as YAML\n"
-    "  --resume RUN_DIR continue a run from its last checkpoint\n"
+    "  --resume RUN_DIR continue a run from its newest checkpoint with RUN_DIR/recipe.yaml\n"
+    "                   (steps recorded after that checkpoint are replaced)\n"
     "  -h, --help       this help\n\n"
     "Every recipe key is listed in docs/recipes.md.\n";
 
@@ -46,9 +76,10 @@ int cmd_train(int argc, char **argv) {
         }
     }
     if (resume) {
+        int extra = optind < argc || args.dry_run || args.n_sets > 0;
         cli_recipe_args_free(&args);
-        if (optind < argc || args.dry_run) return cli_usage_error("train", "--resume takes no recipe and no --dry-run");
-        return cli_not_landed("train", "resuming a run", 6);
+        if (extra) return cli_usage_error("train", "--resume takes no recipe, no --set and no --dry-run");
+        return run_training(NULL, resume);
     }
     if (optind != argc - 1) {
         cli_recipe_args_free(&args);
@@ -63,7 +94,7 @@ int cmd_train(int argc, char **argv) {
     if (args.dry_run)
         status = cli_recipe_dry_run("train", &recipe);
     else
-        status = cli_not_landed("train", "the GRPO trainer", 6);
+        status = run_training(&recipe, NULL);
     aha_recipe_free(&recipe);
     return status;
 }

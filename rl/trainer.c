@@ -260,7 +260,7 @@ static int train_loop(Trainer *t, const AhaTrainOptions *o) {
         t->state.nan_streak = us.n_skipped > 0 ? t->state.nan_streak + 1 : 0;
         t->state.step = step + 1;
         double per_step = (trainer_now() - t_start) / (step + 1 - first);
-        char line[512];
+        char line[4800];
         step_progress_line(line, sizeof line, step, r->run.steps, per_step * (r->run.steps - step - 1), &m, evp);
         say(t, out, line);
         if (us.n_skipped > 0) {

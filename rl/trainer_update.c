@@ -79,12 +79,13 @@ static int pack(Packed *p, const Seq *seqs, int n) {
         for (int j = 0; j < P; j++) p->tokens[t + (size_t)j] = seqs[i].prompt[j];
         for (int j = 0; j < C; j++) p->tokens[t + (size_t)P + (size_t)j] = cp->tokens[j];
         for (int j = 0; j < P + C; j++) p->targets[t + (size_t)j] = -1;
+        const float *ref = seqs[i].g->logp_ref ? seqs[i].g->logp_ref[seqs[i].s] : NULL;
         for (int j = 0; j < C; j++) {
             size_t row = t + (size_t)P - 1 + (size_t)j; /* predicts completion token j */
             p->targets[row] = cp->tokens[j];
             p->pos[tc + (size_t)j] = (int)row;
             p->lp_old[tc + (size_t)j] = cp->logprobs[j];
-            if (seqs[i].g->logp_ref) p->lp_ref[tc + (size_t)j] = seqs[i].g->logp_ref[seqs[i].s][j];
+            p->lp_ref[tc + (size_t)j] = ref ? ref[j] : 0.0f;
         }
         p->adv[i] = seqs[i].g->adv[seqs[i].s];
         t += (size_t)P + (size_t)C;
