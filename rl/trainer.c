@@ -57,8 +57,13 @@ static void trainer_free(Trainer *t) {
     aha_recipe_free(&t->recipe);
 }
 
-/* FNV-1a 64 of the resolved recipe: a resume refuses a recipe that changed. */
+/* FNV-1a 64 of the resolved recipe: a resume refuses a recipe that changed. The leading
+ * comment lines (which name the file it came from) are left out. */
 static void recipe_digest(const char *yaml, char out[65]) {
+    while (*yaml == '#') {
+        const char *nl = strchr(yaml, '\n');
+        yaml = nl ? nl + 1 : yaml + strlen(yaml);
+    }
     uint64_t h = 0xcbf29ce484222325ull;
     for (const unsigned char *p = (const unsigned char *)yaml; *p; p++) h = (h ^ *p) * 0x100000001b3ull;
     snprintf(out, 65, "fnv1a64:%016llx", (unsigned long long)h);
@@ -121,6 +126,15 @@ static int setup(Trainer *t) {
         return aha_error_prefix("data.eval");
     AHA_TRY(prompt_cache_init(&t->prompts, t->train, t->tok, r->data.template_name, r->data.open_think,
                               r->data.system_prompt, r->data.max_prompt_tokens));
+    /* fail before anything is written when no prompt can ever be drawn */
+    int fits = 0;
+    for (size_t i = 0; i < t->prompts.n && !fits; i++) {
+        int len = prompt_cache_get(&t->prompts, i);
+        if (len == -2) return aha_error_prefix("data.train %s", r->data.train);
+        fits = len > 0;
+    }
+    AHA_REQUIRE(fits, "data.train %s: no prompt fits in data.max_prompt_tokens = %d tokens", r->data.train,
+                r->data.max_prompt_tokens);
     AHA_TRY(aha_data_order_init(&t->order, (int64_t)aha_dataset_size(t->train), (uint64_t)r->run.seed,
                                 r->data.shuffle));
     if (!(t->rewards = aha_reward_set_from_recipe(r, 0))) return aha_error_prefix("rewards");
@@ -169,13 +183,17 @@ static int make_dirs(const char *path) {
     return 0;
 }
 
+/* Atomically: a killed run never leaves a half-written recipe.yaml to resume from. */
 static int write_text(const char *path, const char *text) {
-    FILE *f = fopen(path, "w");
-    AHA_CHECK_SYS(f, "%s", path);
+    char tmp[4300];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    AHA_CHECK_SYS(f, "%s", tmp);
     int ok = fputs(text, f) >= 0;
     ok &= fflush(f) == 0 && fsync(fileno(f)) == 0;
     ok &= fclose(f) == 0;
-    AHA_CHECK_SYS(ok, "%s: writing", path);
+    AHA_CHECK_SYS(ok, "%s: writing", tmp);
+    AHA_CHECK_SYS(rename(tmp, path) == 0, "%s: renaming to %s", tmp, path);
     return 0;
 }
 

@@ -1,0 +1,178 @@
+/* Kill and resume: `aha train` killed with SIGKILL at a random moment (twice) and resumed
+ * with --resume records exactly what an uninterrupted run records, bit for bit: every
+ * deterministic step metric, every rollout, reward and eval. SIGINT stops cleanly after
+ * the current step (exit 130, a checkpoint) and resuming finishes the same run. */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <cmocka.h>
+
+#include "aha/error.h"
+#include "rl/trainer_test_util.h"
+
+/* Small enough for ASan, with every resumable piece in play: shuffled data past an epoch,
+ * a reference refresh, evals, several AdamW steps per GRPO step, checkpoints every 2. */
+#define RESUME_SETS                                                                                  \
+    "--set run.steps=5 --set rollout.prompts_per_step=3 --set rollout.group_size=3 "              \
+    "--set rollout.max_new_tokens=6 --set run.eval_every=2 --set run.checkpoint_every=2 "       \
+    "--set algorithm.ref_refresh_steps=2"
+
+static char *tmp;
+static char *reference_dump;
+static double full_seconds;
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static pid_t spawn_train(const char *bin, const char *run_dir, int resume) {
+    pid_t pid = fork();
+    if (pid != 0) return pid;
+    char cmd[16384];
+    if (resume)
+        snprintf(cmd, sizeof cmd, "exec '%s' train --resume '%s' > /dev/null 2>> '%s.err'", bin, run_dir, run_dir);
+    else
+        snprintf(cmd, sizeof cmd, "exec '%s' train %s --set run.output_dir='%s' " RESUME_SETS " > /dev/null 2>> '%s.err'",
+                 bin, TINY_RECIPE, run_dir, run_dir);
+    execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+    _exit(127);
+}
+
+static int wait_status(pid_t pid) {
+    int st;
+    if (waitpid(pid, &st, 0) != pid) return -1;
+    if (WIFEXITED(st)) return WEXITSTATUS(st);
+    return 128 + WTERMSIG(st);
+}
+
+static int setup(void **state) {
+    (void)state;
+    const char *bin = tt_bin();
+    if (!bin) return 0;
+    tmp = tt_tmpdir();
+    if (!tmp) return -1;
+    char dir[4300];
+    snprintf(dir, sizeof dir, "%s/full", tmp);
+    double t0 = now();
+    int rc = wait_status(spawn_train(bin, dir, 0));
+    full_seconds = now() - t0;
+    if (rc != 0) {
+        fprintf(stderr, "the uninterrupted run failed (%d); see %s.err\n", rc, dir);
+        return -1;
+    }
+    reference_dump = tt_dump_run(dir);
+    return reference_dump ? 0 : -1;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    if (tmp) tt_rm_rf(tmp);
+    free(tmp);
+    free(reference_dump);
+    return 0;
+}
+
+static void sleep_seconds(double s) {
+    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+    nanosleep(&ts, NULL);
+}
+
+static void test_sigkill_and_resume(void **state) {
+    (void)state;
+    const char *bin = tt_bin();
+    if (!bin) skip();
+    unsigned seed = (unsigned)time(NULL) ^ (unsigned)getpid();
+    srand(seed);
+    char dir[4300];
+    snprintf(dir, sizeof dir, "%s/killed", tmp);
+    int kills = 0;
+    for (int attempt = 0; attempt < 3; attempt++) {
+        int resume = access(dir, F_OK) == 0 && attempt > 0;
+        char recipe[4400];
+        snprintf(recipe, sizeof recipe, "%s/recipe.yaml", dir);
+        if (resume && access(recipe, F_OK) != 0) {
+            tt_rm_rf(dir); /* killed before the run directory was made: start over */
+            resume = 0;
+        }
+        pid_t pid = spawn_train(bin, dir, resume);
+        if (attempt < 2) {
+            double at = full_seconds * (0.1 + 0.8 * rand() / (double)RAND_MAX);
+            sleep_seconds(at);
+            int killed = kill(pid, SIGKILL) == 0;
+            int rc = wait_status(pid);
+            kills += killed && rc == 128 + SIGKILL;
+            fprintf(stderr, "attempt %d (seed %u): SIGKILL at %.2f s of ~%.2f s, last step recorded %g\n", attempt,
+                    seed, at, full_seconds, tt_query(dir, "SELECT max(step) FROM steps"));
+            if (rc == 0) break; /* it finished before the kill */
+        } else {
+            assert_int_equal(wait_status(pid), 0);
+        }
+    }
+    char recipe[4400];
+    snprintf(recipe, sizeof recipe, "%s/recipe.yaml", dir);
+    if (tt_query(dir, "SELECT count(*) FROM steps") < 5) {
+        assert_int_equal(wait_status(spawn_train(bin, dir, 1)), 0);
+    }
+    fprintf(stderr, "%d run(s) killed mid-way; %g resume(s) recorded\n", kills,
+            tt_query(dir, "SELECT count(*) FROM resumes"));
+    char *dump = tt_dump_run(dir);
+    assert_non_null(dump);
+    assert_true(tt_same_dump(reference_dump, dump));
+    free(dump);
+}
+
+static void test_sigint_stops_after_the_step(void **state) {
+    (void)state;
+    const char *bin = tt_bin();
+    if (!bin) skip();
+    char dir[4300];
+    snprintf(dir, sizeof dir, "%s/interrupted", tmp);
+    pid_t pid = spawn_train(bin, dir, 0);
+    /* wait until the first step is recorded, then interrupt */
+    for (int i = 0; i < 3000 && !(tt_query(dir, "SELECT count(*) FROM steps") >= 1); i++) sleep_seconds(0.01);
+    kill(pid, SIGINT);
+    int rc = wait_status(pid);
+    int steps = (int)tt_query(dir, "SELECT count(*) FROM steps");
+    if (rc == 130) {
+        assert_true(steps >= 1 && steps < 5);
+        char ck[4400];
+        snprintf(ck, sizeof ck, "%s/checkpoints/step-%08d/state.json", dir, steps);
+        if (access(ck, F_OK) != 0) fail_msg("no checkpoint of the interrupted step: %s", ck);
+        assert_int_equal(wait_status(spawn_train(bin, dir, 1)), 0);
+        assert_int_equal((int)tt_query(dir, "SELECT count(*) FROM resumes"), 1);
+    } else {
+        assert_int_equal(rc, 0); /* finished before the signal arrived */
+    }
+    char *dump = tt_dump_run(dir);
+    assert_non_null(dump);
+    assert_true(tt_same_dump(reference_dump, dump));
+    free(dump);
+}
+
+static void test_resume_refuses_a_changed_recipe(void **state) {
+    (void)state;
+    const char *bin = tt_bin();
+    if (!bin) skip();
+    char dir[4300];
+    snprintf(dir, sizeof dir, "%s/full", tmp);
+    assert_int_equal(tt_system("sed -i 's/^  lr: .*/  lr: 0.5/' '%s/recipe.yaml'", dir), 0);
+    assert_int_equal(tt_system("'%s' train --resume '%s' > /dev/null 2> '%s/err.txt'", bin, dir, tmp), 1);
+    assert_int_equal(tt_system("grep -q 'another recipe' '%s/err.txt'", tmp), 0);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sigkill_and_resume),
+        cmocka_unit_test(test_sigint_stops_after_the_step),
+        cmocka_unit_test(test_resume_refuses_a_changed_recipe),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
