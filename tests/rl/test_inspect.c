@@ -187,12 +187,13 @@ static void test_report_is_self_contained(void **state) {
     fclose(out);
     assert_non_null(strstr(html, "<!DOCTYPE html>"));
     static const char *const titles[] = {"reward per step", "accuracy", "eval mean@k", "response length",
-                                         "KL to the reference", "entropy", "clip fractions", "Sample completions"};
+                                         "KL to the reference", "entropy", "clip fractions", "share of completions with &lt;think&gt;",
+                                         "Sample completions"};
     for (size_t i = 0; i < sizeof titles / sizeof titles[0]; i++) assert_non_null(strstr(html, titles[i]));
     int svgs = 0, polylines = 0;
     for (char *p = html; (p = strstr(p, "<svg")) != NULL; p++) svgs++;
     for (char *p = html; (p = strstr(p, "<polyline")) != NULL; p++) polylines++;
-    assert_int_equal(svgs, 8);
+    assert_int_equal(svgs, 9);
     assert_true(polylines >= 10);
     /* completions are escaped, nothing is fetched from elsewhere */
     assert_non_null(strstr(html, "&lt;think&gt;step 3 prompt"));
