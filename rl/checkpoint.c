@@ -112,7 +112,7 @@ static int list_steps(const char *run_dir, int **steps, int *count) {
         (*steps)[(*count)++] = s;
     }
     closedir(d);
-    qsort(*steps, (size_t)*count, sizeof **steps, compare_int);
+    if (*count > 1) qsort(*steps, (size_t)*count, sizeof **steps, compare_int); /* never qsort(NULL) */
     return 0;
 }
 

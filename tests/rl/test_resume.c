@@ -165,10 +165,30 @@ static void test_resume_refuses_a_changed_recipe(void **state) {
     assert_int_equal(tt_system("grep -q 'another recipe' '%s/err.txt'", tmp), 0);
 }
 
+/* A run killed while writing its first checkpoint leaves only checkpoints/.tmp-step-*:
+ * resuming starts over from step 0 and ends like the uninterrupted run. */
+static void test_resume_with_only_a_partial_checkpoint(void **state) {
+    (void)state;
+    const char *bin = tt_bin();
+    if (!bin) skip();
+    char dir[4300];
+    snprintf(dir, sizeof dir, "%s/partial", tmp);
+    assert_int_equal(wait_status(spawn_train(bin, dir, 0)), 0);
+    assert_int_equal(tt_system("cd '%s' && rm -rf checkpoints/step-* && mkdir checkpoints/.tmp-step-00000002 && "
+                               "echo junk > checkpoints/.tmp-step-00000002/state.json", dir), 0);
+    assert_int_equal(wait_status(spawn_train(bin, dir, 1)), 0);
+    char *dump = tt_dump_run(dir);
+    assert_non_null(dump);
+    assert_true(tt_same_dump(reference_dump, dump));
+    free(dump);
+    assert_int_equal((int)tt_query(dir, "SELECT from_step FROM resumes"), 7);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sigkill_and_resume),
         cmocka_unit_test(test_sigint_stops_after_the_step),
+        cmocka_unit_test(test_resume_with_only_a_partial_checkpoint),
         cmocka_unit_test(test_resume_refuses_a_changed_recipe),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
