@@ -273,6 +273,9 @@ static unsigned keeper_unshare(const ChildPlan *p) {
         return 0;
     }
     if (unshare(CLONE_NEWUSER | base) == 0) {
+        /* A process that changed its ids (setuid) is not dumpable, which makes its
+         * /proc/self files root's: it could not write its own id maps. */
+        prctl(PR_SET_DUMPABLE, 1);
         char line[64];
         id_map_line(line, p->outer_uid);
         if (write_file("/proc/self/uid_map", line) != 0) child_fail(p, STAGE_UNSHARE_MAP, 0);

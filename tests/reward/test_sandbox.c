@@ -14,6 +14,8 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <grp.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -301,6 +303,47 @@ static void test_bad_requests_are_errors(void **state) {
     aha_sandbox_free(box);
 }
 
+/* Started by an ordinary user (here: root dropping to nobody in a child), the sandbox takes
+ * the user-namespace path; the same hostile writes and connections must fail. */
+static void test_unprivileged_user(void **state) {
+    (void)state;
+    if (geteuid() != 0) skip(); /* then every test above already ran this way */
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        if (setgroups(0, NULL) != 0 || setgid(65534) != 0 || setuid(65534) != 0) _exit(10);
+        setenv("TMPDIR", "/tmp", 1);
+        AhaSandbox *box = aha_sandbox_create();
+        if (!box) _exit(11);
+        const char *program =
+            "import os, socket\n"
+            "try:\n    open('/tmp/aha-unpriv-escape', 'w')\n    print('WROTE')\nexcept OSError:\n    pass\n"
+            "try:\n    socket.socket(socket.AF_INET).connect(('127.0.0.1', 9))\n    print('CONNECTED')\n"
+            "except OSError:\n    pass\n"
+            "open('ok.txt', 'w').write('x')\nprint('done', os.getpid())\n";
+        if (aha_sandbox_write(box, "p.py", program, strlen(program)) != 0) _exit(12);
+        AhaSandboxLimits l = quick(20.0);
+        AhaSandboxResult r;
+        const char *argv[] = {PYTHON, "-I", "-B", "p.py", NULL};
+        if (aha_sandbox_run(box, argv, NULL, &l, &r) != 0) {
+            fprintf(stderr, "unprivileged run: %s\n", aha_error_message());
+            _exit(13);
+        }
+        int ok = r.outcome == AHA_SANDBOX_EXITED && r.exit_code == 0 && strstr(r.out, "done") &&
+                 !strstr(r.out, "WROTE") && !strstr(r.out, "CONNECTED") && (r.isolation & AHA_SANDBOX_SECCOMP);
+        if (ok && (r.isolation & AHA_SANDBOX_NS_USER) && !strstr(r.out, "done 1\n")) ok = 0; /* PID 1 */
+        aha_sandbox_result_free(&r);
+        aha_sandbox_free(box);
+        _exit(ok ? 0 : 14);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    struct stat st;
+    assert_int_equal(stat("/tmp/aha-unpriv-escape", &st), -1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hello_and_isolation),  cmocka_unit_test(test_infinite_loop),
@@ -310,6 +353,7 @@ int main(void) {
         cmocka_unit_test(test_network_is_denied),    cmocka_unit_test(test_environment_is_clean),
         cmocka_unit_test(test_closed_stdout),        cmocka_unit_test(test_stdin_from_file),
         cmocka_unit_test(test_bad_requests_are_errors),
+        cmocka_unit_test(test_unprivileged_user),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
