@@ -53,6 +53,9 @@ static int integer_literals_equal(const MathCtx *a, const MathValue *va, const M
         out[s][n] = '\0';
     }
     int zero = da[0] == '\0';
+    /* 204_5 is 204_5 or plain 204 (the question named the base), never 204_6 */
+    int base_a = a->tokens[va->int_token].base, base_g = g->tokens[vg->int_token].base;
+    if (base_a && base_g && base_a != base_g) return 0;
     return strcmp(da, dg) == 0 && (zero || va->negated == vg->negated);
 }
 
@@ -83,6 +86,7 @@ static int expr_equal(const MathCtx *a, const MathValue *va, const MathCtx *g, c
 
 static int value_equal(const MathCtx *a, int ia, const MathCtx *g, int ig);
 static int is_single_variable(const MathCtx *c, int v);
+static int is_infinite(const MathCtx *c, int v, double sign);
 
 static int is_single_variable(const MathCtx *c, int v) {
     const MathValue *x = val(c, v);
@@ -156,6 +160,23 @@ static int vector_items(const MathCtx *c, const MathValue *v, int *items, int ca
     return n;
 }
 
+static int is_interval(const MathValue *l) {
+    return l->ordered && l->count == 2 && (l->open == TK_LPAREN || l->open == TK_LBRACK) &&
+           (l->close == TK_RPAREN || l->close == TK_RBRACK);
+}
+
+/* Two intervals whose brackets differ only at infinite ends: [-\infty, 0] is (-\infty, 0]. */
+static int interval_ends_match(const MathCtx *a, const MathValue *la, const MathCtx *g, const MathValue *lg) {
+    if (!is_interval(la) || !is_interval(lg)) return 0;
+    if (la->open != lg->open && !(is_infinite(a, a->children[la->first], -1.0) &&
+                                  is_infinite(g, g->children[lg->first], -1.0)))
+        return 0;
+    if (la->close != lg->close && !(is_infinite(a, a->children[la->first + 1], 1.0) &&
+                                    is_infinite(g, g->children[lg->first + 1], 1.0)))
+        return 0;
+    return 1;
+}
+
 static int list_equal(const MathCtx *a, const MathValue *la, const MathCtx *g, const MathValue *lg) {
     int unordered_g = !lg->ordered, unordered_a = !la->ordered;
     if (unordered_g != unordered_a) return 0;
@@ -176,6 +197,7 @@ static int list_equal(const MathCtx *a, const MathValue *la, const MathCtx *g, c
         return all;
     }
     int same_shape = la->open == lg->open && la->close == lg->close && la->count == lg->count;
+    if (!same_shape && interval_ends_match(a, la, g, lg)) same_shape = 1;
     if (!same_shape) {
         /* A vector written as a tuple, \langle\rangle or a one-column matrix. */
         int ia[64], ig[64];
@@ -357,6 +379,10 @@ int math_compare(const char *answer, size_t answer_len, const char *gold, size_t
 int math_compare_ex(const char *answer, size_t answer_len, const char *gold, size_t gold_len, char *why,
                     size_t why_cap, int structural) {
     if (why && why_cap) why[0] = '\0';
+    if (!braces_balanced(answer, answer_len)) { /* \frac{1}{2 is cut off, not one half */
+        if (why && why_cap) snprintf(why, why_cap, "not equal: the answer has unbalanced braces");
+        return braces_balanced(gold, gold_len) ? 0 : -1;
+    }
     if (!braces_balanced(gold, gold_len)) {
         if (why && why_cap) snprintf(why, why_cap, "gold answer has unbalanced braces");
         return -1;

@@ -32,6 +32,7 @@ typedef struct {
     int sub;          /* MathRel for TK_REL, MathFunc for TK_FUNC */
     int spaced;       /* whitespace came before it (tells "2 1/2" from "21/2") */
     int is_integer;   /* TK_NUM: a plain integer literal (digits and thousands commas only) */
+    int base;         /* TK_NUM: the base subscript of 204_5 (5), or 0 for none */
     double number;    /* TK_NUM */
     uint64_t name;    /* TK_IDENT: hash of the canonical name, e.g. "x_1" for x_{1} */
     int text_begin;   /* offset of the token in the normalized string */

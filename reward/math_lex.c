@@ -564,6 +564,10 @@ int math_tokenize(MathCtx *ctx, int *ok) {
                 if (after < 0) *ok = 0;
                 else j = after;
                 ctx->tokens[ctx->ntokens - 1].text_end = j;
+                int base = 0;
+                for (int t = sb; after >= 0 && t < se && base < 1000; t++)
+                    base = isdigit((unsigned char)s[t]) ? base * 10 + (s[t] - '0') : 1000;
+                ctx->tokens[ctx->ntokens - 1].base = base;
             }
             i = j;
         } else if (is_letter(c)) {
