@@ -110,6 +110,9 @@ static int needs_tests_field(const AhaRecipe *r) {
 
 static int setup(Trainer *t) {
     const AhaRecipe *r = t->r;
+    AHA_REQUIRE(r->distributed.world_size == 1,
+                "distributed.world_size = %d: aha train runs as one process; multi-rank training is "
+                "not built yet (set distributed.world_size: 1)", r->distributed.world_size);
     if (!(t->policy = load_policy(r, &t->source))) return aha_error_prefix("model.path %s", r->model.path);
     aha_kernels_batch_invariant(&t->kernels, t->policy->kernels);
     t->policy->kernels = &t->kernels;

@@ -65,7 +65,7 @@ static inline const char *tt_bin(void) {
 
 /* One number from the run's store: the first column of the first row, NAN when none/NULL. */
 static inline double tt_query(const char *run_dir, const char *sql) {
-    char path[8192];
+    char path[8400];
     snprintf(path, sizeof path, "%s/run.db", run_dir);
     sqlite3 *db;
     double v = NAN;
@@ -120,7 +120,7 @@ static inline void tt_dump_query(sqlite3 *db, const char *sql, char **buf, size_
 
 /* Everything in the store that must not depend on timing, as text (caller frees). */
 static inline char *tt_dump_run(const char *run_dir) {
-    char path[8192];
+    char path[8400];
     snprintf(path, sizeof path, "%s/run.db", run_dir);
     sqlite3 *db;
     if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
