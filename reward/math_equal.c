@@ -16,7 +16,7 @@
 #include "aha/math_answer.h"
 #include "reward/math_internal.h"
 
-#define MATH_POINTS 8
+#define MATH_POINTS 10
 #define MATH_MIN_POINTS 3
 #define MATH_REL_TOL 1e-8
 #define MATH_REL_TOL_WHOLE 1e-14
@@ -103,7 +103,10 @@ static int equations_proportional(const MathCtx *a, const MathValue *ra, const M
     for (int k = 0; k < MATH_POINTS; k++) {
         double fa = math_eval(a, al->expr, k) - math_eval(a, ar->expr, k);
         double fg = math_eval(g, gl->expr, k) - math_eval(g, gr->expr, k);
-        if (!isfinite(fa) || !isfinite(fg)) return 0;
+        if (!isfinite(fa) || !isfinite(fg)) {
+            if (isfinite(fa) != isfinite(fg)) return 0;
+            continue;
+        }
         if (fabs(fg) < 1e-9 || fabs(fa) < 1e-9) {
             if (fabs(fg) < 1e-9 && fabs(fa) < 1e-9) continue;
             return 0;

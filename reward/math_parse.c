@@ -560,14 +560,32 @@ void math_ctx_free(MathCtx *ctx) {
 /* ---------------------------------------------------------------------------------------- */
 /* Evaluation */
 
-/* A variable's value at a sample point: a fixed hash of its name, in [0.5, 2.5), so both
- * sides see the same value and the result is reproducible. */
+/* A variable's value at a sample point: a fixed hash of its name and the point, so both
+ * sides see the same value and the result is reproducible. Points 0, 1, 5, 6 lie in
+ * [0.5, 2.5), 2 and 7 in [-2.5, -0.5), 3 and 8 in [2.5, 10.5), 4 and 9 in [-10.5, -2.5):
+ * negative values tell |x| from x, large ones tell x^2 from 2x. */
 static double variable_value(uint64_t name, int point) {
     uint64_t z = name + (uint64_t)(point + 1) * 0x9E3779B97F4A7C15ull;
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
     z ^= z >> 31;
-    return 0.5 + 2.0 * (double)(z >> 11) / 9007199254740992.0;
+    double u = (double)(z >> 11) / 9007199254740992.0;
+    switch (point % 5) {
+    case 2: return -(0.5 + 2.0 * u);
+    case 3: return 2.5 + 8.0 * u;
+    case 4: return -(2.5 + 8.0 * u);
+    default: return 0.5 + 2.0 * u;
+    }
+}
+
+/* a^b, with real odd roots of negative bases: (-8)^{1/3} = -2, (-8)^{2/3} = 4. */
+static double real_pow(double a, double b) {
+    if (a >= 0 || b == floor(b)) return pow(a, b);
+    for (int q = 3; q < 20; q += 2) {
+        double p = round(b * q);
+        if (fabs(b * q - p) < 1e-9) return fmod(fabs(p), 2) == 1 ? -pow(-a, b) : pow(-a, b);
+    }
+    return NAN;
 }
 
 static double eval_function(int f, double x) {
@@ -602,7 +620,7 @@ double math_eval(const MathCtx *ctx, int node, int point) {
     case E_MUL: return a * b;
     case E_DIV: return a / b;
     case E_NEG: return -a;
-    case E_POW: return pow(a, b);
+    case E_POW: return real_pow(a, b);
     case E_ROOT:
         if (a == 2) return sqrt(b);
         if (b < 0 && a == floor(a) && fmod(a, 2) != 0) return -pow(-b, 1.0 / a);

@@ -221,6 +221,7 @@ NOTES = {
     ("-0.\\overline{3}", "-\\frac{1}{3}"): "aha reads repeating decimals",
     ("6 = 5", "5"): "Math-Verify takes the last side of an equation; aha needs every constant side to be the answer",
     ("1 = 2 = 3 = 4 = 5", "5"): "Math-Verify takes the last side of an equation; aha needs every constant side to be the answer",
+    ("x^{2/3}", "\\sqrt[3]{x^2}"): "aha: odd roots of negative numbers are real",
     ("2516_9", "2516_8"): "aha: numbers written in different bases differ (Math-Verify drops the base)",
     ("4210_{3}", "4210_{5}"): "aha: numbers written in different bases differ (Math-Verify drops the base)",
     ("x + y = 5", "5"): "aha drops an equation's left side only when it is a single variable",

@@ -191,6 +191,9 @@ static void test_algebraic_expressions(void **state) {
         {"\\frac{x}{2}", "0.5x", 1}, {"e^{2x}", "(e^x)^2", 1},
         {"(x+1)^2", "x^2+2x", 0},  {"x^2+2x+1", "x^2+2x-1", 0}, {"p + q", "p - q", 0}, {"x", "y", 0},
         {"ab+2a+5b+10", "(a+5)(b+3)", 0}, {"x_1", "x_2", 0}, {"2x", "x^2", 0}, {"x", "5", 0},
+        /* negative sample points tell these apart */
+        {"x", "|x|", 0}, {"\\sqrt{x^2}", "x", 0}, {"\\sqrt{x^2}", "|x|", 1}, {"x^{1/3}", "\\sqrt[3]{x}", 1},
+        {"x^{2/3}", "\\sqrt[3]{x^2}", 1}, {"\\sqrt{x}", "x^{1/2}", 1},
     };
     CHECK(cases);
 }
