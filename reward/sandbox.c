@@ -1,21 +1,16 @@
 /* The sandbox for untrusted programs (the code reward's Python).
  *
- * Layout of one run:
- *   trainer --fork--> keeper: own process group, child subreaper; unshare(PID, mount, net,
- *                     IPC, UTS namespaces; plus user when not root); forks the runner, tells
- *                     the trainer its pid, waits for it, then kills and reaps whatever is
- *                     left of the runner's process group, and reports the exit status
- *           --fork--> runner: its own process group; PID 1 of the new PID namespace; mounts
- *                     everything read-only except the scratch directory, a fresh /proc;
- *                     rlimits; drops root to a per-run user id; seccomp; execve with a clean
- *                     environment.
- * The trainer reads stdout/stderr with caps, watches the keeper through a pidfd, and at the
- * wall-clock limit (or output cap) SIGKILLs the runner's process group. When the runner (PID
- * 1 of its namespace) dies, the kernel kills everything else in the namespace; without a PID
- * namespace the group kill does it (seccomp forbids setsid/setpgid, so nothing leaves the
- * group) and the keeper, as subreaper, reaps the orphans, so that nothing is left, not even a
- * zombie, when aha_sandbox_run returns. Between fork and execve only async-signal-safe calls
- * are made: the seccomp program is compiled beforehand in the parent. */
+ * One run: the trainer clones the runner (CLONE_VM | CLONE_VFORK, like posix_spawn, so the
+ * cost does not grow with the trainer's memory) into new PID, mount, network, IPC and UTS
+ * namespaces (plus a user namespace when not root), each where the kernel allows. The
+ * runner takes its own process group, mounts everything read-only except the scratch
+ * directory and a fresh /proc, sets rlimits, drops root to a per-run user id, installs the
+ * seccomp filter and execs the program with a clean environment. The trainer reads
+ * stdout/stderr with caps, watches the runner through a pidfd, and at the wall-clock limit
+ * (or the output cap) SIGKILLs the runner's process group. The runner is PID 1 of its
+ * namespace: its death kills everything else in it, and its wait returns only once they are
+ * gone. Without a PID namespace the group kill does it, since seccomp forbids setsid and
+ * setpgid. The seccomp program is compiled beforehand in the parent. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -202,19 +197,25 @@ void aha_sandbox_result_free(AhaSandboxResult *r) {
     r->out = r->err = NULL;
 }
 
-/* ---- the child side: async-signal-safe only ---- */
+/* ---- the child side ----
+ * The runner is created with clone(CLONE_VM | CLONE_VFORK), as posix_spawn does: it shares
+ * the trainer's memory (no page tables copied, so the cost does not grow with the trainer's
+ * size) while the calling thread waits until it has called execve. Until then it runs on its
+ * own small stack and makes raw system calls only: glibc's wrappers would touch the trainer's
+ * thread state (setresuid even signals every thread), and the sanitizers' interceptors the
+ * shadow memory. */
+
+#define CHILD_CODE __attribute__((no_sanitize("address", "undefined"), noinline))
 
 typedef struct {
     int stage;      /* 0 = about to execve; else which setup step failed */
     int err;        /* errno of the failure */
     unsigned isolation;
-    int wait_status; /* STAGE_EXIT: the runner's status from waitpid; STAGE_PID: its pid */
 } ChildReport;
 
-enum { STAGE_EXIT = -1, STAGE_PID = -2 }; /* the keeper's reports */
-enum { STAGE_OK, STAGE_UNSHARE_MAP, STAGE_FORK, STAGE_MOUNT, STAGE_RLIMIT, STAGE_FD,
-       STAGE_CHDIR, STAGE_CREDS, STAGE_PRCTL, STAGE_SECCOMP, STAGE_EXEC };
-static const char *const stage_names[] = {"ok", "mapping user ids", "fork", "mounting", "rlimits",
+enum { STAGE_OK, STAGE_UNSHARE_MAP, STAGE_MOUNT, STAGE_RLIMIT, STAGE_FD, STAGE_CHDIR,
+       STAGE_CREDS, STAGE_PRCTL, STAGE_SECCOMP, STAGE_EXEC };
+static const char *const stage_names[] = {"ok", "mapping user ids", "mounting", "rlimits",
                                           "file descriptors", "chdir", "dropping root", "prctl",
                                           "seccomp", "execve"};
 
@@ -223,165 +224,161 @@ typedef struct {
     const char *const *argv;
     char *const *envp;
     int stdin_fd, out_w, err_w, report_w;
-    const AhaSandboxLimits *limits;
+    struct rlimit limits[6]; /* CPU, AS, FSIZE, NOFILE, CORE, NPROC */
     uid_t outer_uid;
     gid_t outer_gid;
-    pid_t parent_pid;
+    uid_t run_uid;           /* root only: the per-run id to drop to */
+    unsigned isolation;      /* what this clone attempt asked for */
+    char uid_map[32], gid_map[32];
+    size_t uid_map_len, gid_map_len;
 } ChildPlan;
 
-static void report(int fd, int stage, int err, unsigned isolation) {
-    ChildReport r = {.stage = stage, .err = err, .isolation = isolation};
-    ssize_t ignored = write(fd, &r, sizeof r);
-    (void)ignored;
+static const int limit_resources[6] = {RLIMIT_CPU, RLIMIT_AS, RLIMIT_FSIZE, RLIMIT_NOFILE,
+                                       RLIMIT_CORE, RLIMIT_NPROC};
+
+CHILD_CODE static _Noreturn void child_fail(int report_fd, unsigned iso, int stage, int err) {
+    ChildReport r;
+    r.stage = stage;
+    r.err = err;
+    r.isolation = iso;
+    syscall(SYS_write, report_fd, &r, sizeof r);
+    syscall(SYS_exit_group, 127);
+    __builtin_unreachable();
 }
 
-static _Noreturn void child_fail(const ChildPlan *p, int stage, unsigned isolation) {
-    report(p->report_w, stage, errno, isolation);
-    _exit(127);
-}
+/* syscall() returns -1 and sets errno (the parent thread's: it is suspended, and we read the
+ * value right away). */
+#define CHECK(call, stage)                                                                    \
+    do {                                                                                      \
+        if ((call) < 0) child_fail(report_fd, iso, stage, errno);                             \
+    } while (0)
 
-static int write_file(const char *path, const char *text) {
-    int fd = open(path, O_WRONLY | O_CLOEXEC);
+CHILD_CODE static int write_proc_file(const char *path, const char *text, size_t n) {
+    long fd = syscall(SYS_openat, AT_FDCWD, path, O_WRONLY | O_CLOEXEC);
     if (fd < 0) return -1;
-    ssize_t n = write(fd, text, strlen(text));
-    close(fd);
-    return n == (ssize_t)strlen(text) ? 0 : -1;
+    long w = syscall(SYS_write, fd, text, n);
+    syscall(SYS_close, fd);
+    return w == (long)n ? 0 : -1;
 }
 
-/* "<id> <id> 1" into buf without snprintf (not async-signal-safe). */
-static void id_map_line(char *buf, unsigned id) {
-    char digits[16];
-    int n = 0;
-    do {
-        digits[n++] = (char)('0' + id % 10);
-        id /= 10;
-    } while (id);
-    char *p = buf;
-    for (int rep = 0; rep < 2; rep++) {
-        for (int i = n - 1; i >= 0; i--) *p++ = digits[i];
-        *p++ = ' ';
+struct kernel_sigaction {
+    void *handler;
+    unsigned long flags;
+    void *restorer;
+    unsigned long mask;
+};
+
+CHILD_CODE static int runner_main(void *arg) {
+    const ChildPlan *p = arg;
+    /* The trainer's handlers must not run here: default for every caught signal. */
+    for (int sig = 1; sig < 65; sig++) {
+        struct kernel_sigaction old;
+        if (sig == SIGKILL || sig == SIGSTOP) continue;
+        if (syscall(SYS_rt_sigaction, sig, NULL, &old, 8) == 0 && old.handler != (void *)SIG_IGN &&
+            old.handler != (void *)SIG_DFL) {
+            struct kernel_sigaction dfl = {.handler = (void *)SIG_DFL};
+            syscall(SYS_rt_sigaction, sig, &dfl, NULL, 8);
+        }
     }
-    *p++ = '1';
-    *p = '\0';
-}
-
-static unsigned keeper_unshare(const ChildPlan *p) {
-    const int base = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS;
-    if (p->outer_uid == 0) {
-        if (unshare(base) == 0) return AHA_SANDBOX_NS_PID | AHA_SANDBOX_NS_NET | AHA_SANDBOX_NS_MOUNT;
-        if (unshare(CLONE_NEWNET) == 0) return AHA_SANDBOX_NS_NET;
-        return 0;
+    syscall(SYS_setpgid, 0, 0);
+    unsigned iso = p->isolation;
+    int report_fd = p->report_w;
+    if (iso & AHA_SANDBOX_NS_USER) {
+        /* A process that changed its ids is not dumpable, which makes its /proc/self files
+         * root's: it could not write its own id maps. */
+        syscall(SYS_prctl, PR_SET_DUMPABLE, 1, 0, 0, 0);
+        if (write_proc_file("/proc/self/uid_map", p->uid_map, p->uid_map_len) != 0 ||
+            write_proc_file("/proc/self/setgroups", "deny", 4) != 0 ||
+            write_proc_file("/proc/self/gid_map", p->gid_map, p->gid_map_len) != 0)
+            child_fail(report_fd, iso, STAGE_UNSHARE_MAP, errno);
     }
-    if (unshare(CLONE_NEWUSER | base) == 0) {
-        /* A process that changed its ids (setuid) is not dumpable, which makes its
-         * /proc/self files root's: it could not write its own id maps. */
-        prctl(PR_SET_DUMPABLE, 1);
-        char line[64];
-        id_map_line(line, p->outer_uid);
-        if (write_file("/proc/self/uid_map", line) != 0) child_fail(p, STAGE_UNSHARE_MAP, 0);
-        if (write_file("/proc/self/setgroups", "deny") != 0) child_fail(p, STAGE_UNSHARE_MAP, 0);
-        id_map_line(line, p->outer_gid);
-        if (write_file("/proc/self/gid_map", line) != 0) child_fail(p, STAGE_UNSHARE_MAP, 0);
-        return AHA_SANDBOX_NS_USER | AHA_SANDBOX_NS_PID | AHA_SANDBOX_NS_NET | AHA_SANDBOX_NS_MOUNT;
-    }
-    return 0;
-}
-
-static int set_limit(int resource, rlim_t soft, rlim_t hard) {
-    struct rlimit rl = {.rlim_cur = soft, .rlim_max = hard};
-    return setrlimit(resource, &rl);
-}
-
-static _Noreturn void runner_main(const ChildPlan *p, unsigned iso, uid_t run_uid) {
-    const AhaSandboxLimits *l = p->limits;
-    setpgid(0, 0);
     if (iso & AHA_SANDBOX_NS_MOUNT) {
         struct mount_attr ro = {.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID};
         struct mount_attr rw = {.attr_clr = MOUNT_ATTR_RDONLY};
-        if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
-            mount(p->dir, p->dir, NULL, MS_BIND, NULL) != 0)
-            child_fail(p, STAGE_MOUNT, iso);
-        if (iso & AHA_SANDBOX_NS_PID) {
-            if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0)
-                child_fail(p, STAGE_MOUNT, iso);
-        }
-        if (syscall(SYS_mount_setattr, AT_FDCWD, "/", AT_RECURSIVE, &ro, sizeof ro) != 0 ||
-            syscall(SYS_mount_setattr, AT_FDCWD, p->dir, 0, &rw, sizeof rw) != 0)
-            child_fail(p, STAGE_MOUNT, iso);
+        CHECK(syscall(SYS_mount, NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), STAGE_MOUNT);
+        CHECK(syscall(SYS_mount, p->dir, p->dir, NULL, MS_BIND, NULL), STAGE_MOUNT);
+        if (iso & AHA_SANDBOX_NS_PID)
+            CHECK(syscall(SYS_mount, "proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL),
+                  STAGE_MOUNT);
+        CHECK(syscall(SYS_mount_setattr, AT_FDCWD, "/", AT_RECURSIVE, &ro, sizeof ro), STAGE_MOUNT);
+        CHECK(syscall(SYS_mount_setattr, AT_FDCWD, p->dir, 0, &rw, sizeof rw), STAGE_MOUNT);
     }
-    rlim_t cpu = (rlim_t)ceil(l->cpu_s > 0 ? l->cpu_s : 1);
-    rlim_t mem = (rlim_t)l->memory_mb << 20;
-    if (set_limit(RLIMIT_CPU, cpu, cpu + 1) || set_limit(RLIMIT_AS, mem, mem) ||
-        set_limit(RLIMIT_FSIZE, (rlim_t)l->max_file_bytes, (rlim_t)l->max_file_bytes) ||
-        set_limit(RLIMIT_NOFILE, (rlim_t)l->max_open_files, (rlim_t)l->max_open_files) ||
-        set_limit(RLIMIT_CORE, 0, 0) ||
-        set_limit(RLIMIT_NPROC, (rlim_t)l->max_procs, (rlim_t)l->max_procs))
-        child_fail(p, STAGE_RLIMIT, iso);
+    for (int i = 0; i < 6; i++)
+        CHECK(syscall(SYS_prlimit64, 0, limit_resources[i], &p->limits[i], NULL), STAGE_RLIMIT);
     /* stdin, stdout, stderr; the report pipe as fd 3 (closed by execve); nothing else. */
-    if (dup2(p->stdin_fd, 0) < 0 || dup2(p->out_w, 1) < 0 || dup2(p->err_w, 2) < 0)
-        child_fail(p, STAGE_FD, iso);
-    int report_fd = p->report_w;
+    CHECK(syscall(SYS_dup3, p->stdin_fd, 0, 0), STAGE_FD);
+    CHECK(syscall(SYS_dup3, p->out_w, 1, 0), STAGE_FD);
+    CHECK(syscall(SYS_dup3, p->err_w, 2, 0), STAGE_FD);
     if (report_fd != 3) {
-        if (dup3(report_fd, 3, O_CLOEXEC) < 0) child_fail(p, STAGE_FD, iso);
+        CHECK(syscall(SYS_dup3, report_fd, 3, O_CLOEXEC), STAGE_FD);
         report_fd = 3;
     }
-    ChildPlan q = *p;
-    q.report_w = report_fd;
-    p = &q;
-    if (syscall(SYS_close_range, 4u, ~0u, 0u) != 0) child_fail(p, STAGE_FD, iso);
-    if (run_uid != 0) {
-        if (chown(p->dir, run_uid, run_uid) != 0) child_fail(p, STAGE_CREDS, iso);
-    }
-    if (chdir(p->dir) != 0) child_fail(p, STAGE_CHDIR, iso);
-    if (run_uid != 0) {
-        if (setgroups(0, NULL) != 0 || setresgid(run_uid, run_uid, run_uid) != 0 ||
-            setresuid(run_uid, run_uid, run_uid) != 0)
-            child_fail(p, STAGE_CREDS, iso);
+    CHECK(syscall(SYS_close_range, 4u, ~0u, 0u), STAGE_FD);
+    if (p->run_uid != 0)
+        CHECK(syscall(SYS_fchownat, AT_FDCWD, p->dir, p->run_uid, p->run_uid, 0), STAGE_CREDS);
+    CHECK(syscall(SYS_chdir, p->dir), STAGE_CHDIR);
+    if (p->run_uid != 0) {
+        CHECK(syscall(SYS_setgroups, 0, NULL), STAGE_CREDS);
+        CHECK(syscall(SYS_setresgid, p->run_uid, p->run_uid, p->run_uid), STAGE_CREDS);
+        CHECK(syscall(SYS_setresuid, p->run_uid, p->run_uid, p->run_uid), STAGE_CREDS);
         iso |= AHA_SANDBOX_DROPPED_ROOT;
     }
     /* After the credential change, which clears it. */
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
-        child_fail(p, STAGE_PRCTL, iso);
+    CHECK(syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0), STAGE_PRCTL);
+    CHECK(syscall(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), STAGE_PRCTL);
     struct sock_fprog prog = {.len = seccomp_len, .filter = seccomp_insns};
-    if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0) child_fail(p, STAGE_SECCOMP, iso);
+    CHECK(syscall(SYS_prctl, PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0), STAGE_SECCOMP);
     iso |= AHA_SANDBOX_SECCOMP;
-    report(p->report_w, STAGE_OK, 0, iso);
-    execve(p->argv[0], (char *const *)p->argv, p->envp);
-    child_fail(p, STAGE_EXEC, iso);
+    ChildReport ok;
+    ok.stage = STAGE_OK;
+    ok.err = 0;
+    ok.isolation = iso;
+    syscall(SYS_write, report_fd, &ok, sizeof ok);
+    unsigned long empty_mask = 0;
+    syscall(SYS_rt_sigprocmask, SIG_SETMASK, &empty_mask, NULL, 8);
+    syscall(SYS_execve, p->argv[0], p->argv, p->envp);
+    child_fail(report_fd, iso, STAGE_EXEC, errno);
 }
 
-static _Noreturn void keeper_main(const ChildPlan *p) {
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    signal(SIGPIPE, SIG_DFL);
-    setpgid(0, 0);
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != p->parent_pid) _exit(127); /* the trainer died before PDEATHSIG was armed */
-    prctl(PR_SET_CHILD_SUBREAPER, 1);
-    unsigned iso = keeper_unshare(p);
-    /* Without a network namespace the seccomp filter still denies sockets. */
-    uid_t run_uid = p->outer_uid == 0 ? (uid_t)(SANDBOX_UID_BASE + getpid()) : 0;
-    pid_t runner = fork();
-    if (runner < 0) child_fail(p, STAGE_FORK, iso);
-    if (runner == 0) runner_main(p, iso, run_uid);
-    setpgid(runner, runner); /* also done by the runner; whichever runs first */
-    ChildReport r = {.stage = STAGE_PID, .wait_status = runner};
-    ssize_t ignored = write(p->report_w, &r, sizeof r);
-    close(p->out_w);
-    close(p->err_w);
-    close(p->stdin_fd);
-    int status = 0;
-    while (waitpid(runner, &status, 0) < 0) {
-        if (errno != EINTR) _exit(126);
+/* "<id> <id> 1"; its length. */
+static size_t id_map_line(char *buf, size_t cap, unsigned id) {
+    return (size_t)snprintf(buf, cap, "%u %u 1", id, id);
+}
+
+static atomic_uint run_counter;
+
+/* Clones the runner with as much isolation as the kernel grants; its pid, or -1. */
+static pid_t clone_runner(ChildPlan *plan) {
+    static const int root_flags[] = {
+        CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS, CLONE_NEWNET, 0};
+    static const int user_flags[] = {
+        CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS, 0};
+    const int *flags = plan->outer_uid == 0 ? root_flags : user_flags;
+    int n_flags = plan->outer_uid == 0 ? 3 : 2;
+    size_t stack_size = 256 * 1024;
+    char *stack = mmap(NULL, stack_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (stack == MAP_FAILED) return -1;
+    /* No signal handler of ours may run on the child's stack before it resets them. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pid_t pid = -1;
+    int saved = 0;
+    for (int i = 0; i < n_flags; i++) {
+        int f = flags[i];
+        plan->isolation = ((f & CLONE_NEWUSER) ? AHA_SANDBOX_NS_USER : 0) |
+                          ((f & CLONE_NEWPID) ? AHA_SANDBOX_NS_PID : 0) |
+                          ((f & CLONE_NEWNET) ? AHA_SANDBOX_NS_NET : 0) |
+                          ((f & CLONE_NEWNS) ? AHA_SANDBOX_NS_MOUNT : 0);
+        pid = clone(runner_main, stack + stack_size, CLONE_VM | CLONE_VFORK | SIGCHLD | f, plan);
+        if (pid >= 0) break;
+        saved = errno;
+        if (saved != EPERM && saved != EINVAL && saved != ENOSPC && saved != EUSERS) break;
     }
-    /* Whatever the runner left in its group dies; orphans come to us (subreaper): reap all. */
-    kill(-runner, SIGKILL);
-    while (waitpid(-1, NULL, 0) > 0 || errno == EINTR) {}
-    r = (ChildReport){.stage = STAGE_EXIT, .wait_status = status};
-    ignored = write(p->report_w, &r, sizeof r);
-    (void)ignored;
-    _exit(0);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    munmap(stack, stack_size);
+    if (pid < 0) errno = saved;
+    return pid;
 }
 
 /* ---- the parent side ---- */
@@ -445,26 +442,17 @@ static char *capture_take(Capture *c, size_t *len) {
     return s;
 }
 
-/* Reads the keeper's and runner's reports that have arrived (non-blocking). */
-static void reports_read(int fd, ChildReport *reports, size_t cap, size_t *count, size_t *partial) {
+/* Reads the runner's setup reports (non-blocking: the runner has exec'd or exited, so they
+ * are all in the pipe, and a fork elsewhere in this process may hold the write end). */
+static size_t reports_read(int fd, ChildReport *reports, size_t cap) {
+    size_t got = 0;
     for (;;) {
-        if (*count >= cap) return;
-        char *at = (char *)&reports[*count] + *partial;
-        ssize_t n = read(fd, at, sizeof(ChildReport) - *partial);
+        ssize_t n = read(fd, (char *)reports + got, cap * sizeof *reports - got);
         if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return;
-        *partial += (size_t)n;
-        if (*partial == sizeof(ChildReport)) {
-            (*count)++;
-            *partial = 0;
-        }
+        if (n <= 0) break;
+        got += (size_t)n;
     }
-}
-
-static pid_t runner_pid(const ChildReport *reports, size_t count) {
-    for (size_t i = 0; i < count; i++)
-        if (reports[i].stage == STAGE_PID) return (pid_t)reports[i].wait_status;
-    return 0;
+    return got / sizeof *reports;
 }
 
 int aha_sandbox_run(AhaSandbox *box, const char *const *argv, const char *stdin_name,
@@ -507,27 +495,49 @@ int aha_sandbox_run(AhaSandbox *box, const char *const *argv, const char *stdin_
         return aha_error_errno("sandbox: creating pipes");
     }
     ChildPlan plan = {.dir = box->dir, .argv = argv, .envp = envp, .stdin_fd = stdin_fd,
-                      .out_w = out[1], .err_w = err[1], .report_w = rep[1], .limits = limits,
-                      .outer_uid = geteuid(), .outer_gid = getegid(), .parent_pid = getpid()};
+                      .out_w = out[1], .err_w = err[1], .report_w = rep[1],
+                      .outer_uid = geteuid(), .outer_gid = getegid()};
+    rlim_t cpu = (rlim_t)ceil(limits->cpu_s > 0 ? limits->cpu_s : 1);
+    rlim_t mem = (rlim_t)limits->memory_mb << 20;
+    rlim_t values[6][2] = {{cpu, cpu + 1}, {mem, mem},
+                           {(rlim_t)limits->max_file_bytes, (rlim_t)limits->max_file_bytes},
+                           {(rlim_t)limits->max_open_files, (rlim_t)limits->max_open_files},
+                           {0, 0}, {(rlim_t)limits->max_procs, (rlim_t)limits->max_procs}};
+    for (int i = 0; i < 6; i++) plan.limits[i] = (struct rlimit){values[i][0], values[i][1]};
+    if (plan.outer_uid == 0) /* a distinct id per concurrent run: RLIMIT_NPROC per run */
+        plan.run_uid = SANDBOX_UID_BASE + (((unsigned)getpid() & 0xffffu) << 10) +
+                       (atomic_fetch_add(&run_counter, 1u) & 1023u);
+    plan.uid_map_len = id_map_line(plan.uid_map, sizeof plan.uid_map, plan.outer_uid);
+    plan.gid_map_len = id_map_line(plan.gid_map, sizeof plan.gid_map, plan.outer_gid);
     double start = reward_now();
-    pid_t keeper = fork();
-    if (keeper < 0) {
-        int e = errno;
-        close(stdin_fd);
-        for (int i = 0; i < 2; i++) close(out[i]), close(err[i]), close(rep[i]);
-        errno = e;
-        return aha_error_errno("sandbox: fork");
-    }
-    if (keeper == 0) keeper_main(&plan);
-    setpgid(keeper, keeper); /* also done by the child; whichever runs first */
+    pid_t runner = clone_runner(&plan);
+    int clone_errno = errno;
     close(stdin_fd);
     close(out[1]);
     close(err[1]);
     close(rep[1]);
-    int pidfd = (int)syscall(SYS_pidfd_open, keeper, 0);
-    ChildReport reports[8];
-    size_t n_reports = 0, partial = 0;
-    fcntl(rep[0], F_SETFL, O_NONBLOCK);
+    if (runner < 0) {
+        close(out[0]), close(err[0]), close(rep[0]);
+        errno = clone_errno;
+        return aha_error_errno("sandbox: clone");
+    }
+    setpgid(runner, runner); /* also done by the runner: the group exists either way */
+    result->group_id = runner;
+    ChildReport reports[4];
+    size_t n_reports = reports_read(rep[0], reports, 4);
+    close(rep[0]);
+    ChildReport setup = {.stage = STAGE_EXEC, .err = ECHILD};
+    for (size_t i = 0; i < n_reports; i++) setup = reports[i]; /* the last word counts */
+    result->isolation = setup.isolation;
+    if (setup.stage != STAGE_OK) {
+        int status;
+        kill(-runner, SIGKILL);
+        while (waitpid(runner, &status, 0) < 0 && errno == EINTR) {}
+        close(out[0]), close(err[0]);
+        errno = setup.err;
+        return aha_error_errno("sandbox: setting up the child failed at %s", stage_names[setup.stage]);
+    }
+    int pidfd = (int)syscall(SYS_pidfd_open, runner, 0);
     Capture cap[2] = {{.fd = out[0], .limit = limits->max_output},
                       {.fd = err[0], .limit = limits->max_output}};
     fcntl(out[0], F_SETFL, O_NONBLOCK);
@@ -553,10 +563,6 @@ int aha_sandbox_run(AhaSandbox *box, const char *const *argv, const char *stdin_
             pf[np] = (struct pollfd){.fd = pidfd, .events = POLLIN};
             idx[np++] = 2;
         }
-        if (!runner_pid(reports, n_reports)) {
-            pf[np] = (struct pollfd){.fd = rep[0], .events = POLLIN};
-            idx[np++] = 3;
-        }
         int wait_ms = (int)(left * 1000) + 1;
         if (pidfd < 0 && wait_ms > 10) wait_ms = 10; /* no pidfd: poll the child's state */
         int ready = poll(pf, (nfds_t)np, wait_ms);
@@ -564,7 +570,6 @@ int aha_sandbox_run(AhaSandbox *box, const char *const *argv, const char *stdin_
         for (int i = 0; i < np && ready > 0; i++) {
             if (!pf[i].revents) continue;
             if (idx[i] == 2) exited = 1;
-            else if (idx[i] == 3) reports_read(rep[0], reports, 8, &n_reports, &partial);
             else if (capture_read(&cap[idx[i]])) open_streams[idx[i]] = 0;
         }
         if (cap[0].overflow || cap[1].overflow) {
@@ -573,7 +578,7 @@ int aha_sandbox_run(AhaSandbox *box, const char *const *argv, const char *stdin_
         }
         if (pidfd < 0) {
             siginfo_t si = {0};
-            if (waitid(P_PID, (id_t)keeper, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == keeper)
+            if (waitid(P_PID, (id_t)runner, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == runner)
                 exited = 1;
         }
     }
@@ -583,45 +588,19 @@ int aha_sandbox_run(AhaSandbox *box, const char *const *argv, const char *stdin_
             if (open_streams[s]) capture_read(&cap[s]);
         overflow = cap[0].overflow || cap[1].overflow;
     }
-    /* Kill the program's group (the keeper then reaps what is left and exits); the keeper
-     * itself only if it does not finish promptly. */
-    reports_read(rep[0], reports, 8, &n_reports, &partial);
-    pid_t runner = runner_pid(reports, n_reports);
-    result->group_id = runner;
-    if (runner > 0) kill(-runner, SIGKILL);
+    /* The group dies (with a PID namespace, the runner's death alone kills everything in it,
+     * and its wait returns only when they are gone); then the runner is reaped. */
+    kill(-runner, SIGKILL);
     int status = 0;
-    double give_up = reward_now() + 5.0;
-    for (;;) {
-        pid_t w = waitpid(keeper, &status, WNOHANG);
-        if (w == keeper || (w < 0 && errno != EINTR)) break;
-        if (reward_now() > give_up || runner <= 0) {
-            kill(-keeper, SIGKILL);
-            if (runner > 0) kill(-runner, SIGKILL);
-            while (waitpid(keeper, &status, 0) < 0 && errno == EINTR) {}
-            break;
-        }
-        usleep(1000);
+    while (waitpid(runner, &status, 0) < 0 && errno == EINTR) {}
+    if (!(result->isolation & AHA_SANDBOX_NS_PID)) {
+        /* Without a PID namespace orphans go to init; give it a moment to reap them. */
+        for (int i = 0; i < 200 && !(kill(-runner, SIGKILL) != 0 && errno == ESRCH); i++) usleep(1000);
     }
     result->wall_s = reward_now() - start;
     if (pidfd >= 0) close(pidfd);
     close(out[0]);
     close(err[0]);
-    /* Non-blocking: the keeper is gone, so its reports are all in the pipe, and another
-     * fork of this process may hold a copy of the write end. */
-    reports_read(rep[0], reports, 8, &n_reports, &partial);
-    close(rep[0]);
-    int have_setup = 0, have_exit = 0, runner_status = 0;
-    ChildReport setup = {0};
-    for (size_t i = 0; i < n_reports; i++) {
-        const ChildReport *r = &reports[i];
-        if (r->stage == STAGE_EXIT) {
-            have_exit = 1;
-            runner_status = r->wait_status;
-        } else if (r->stage >= 0) {
-            setup = *r;
-            have_setup = 1;
-        }
-    }
     result->out = capture_take(&cap[0], &result->out_len);
     result->err = capture_take(&cap[1], &result->err_len);
     free(cap[0].buf);
@@ -630,26 +609,16 @@ int aha_sandbox_run(AhaSandbox *box, const char *const *argv, const char *stdin_
         aha_sandbox_result_free(result);
         return aha_errorf("sandbox: out of memory keeping the output");
     }
-    result->isolation = setup.isolation;
-    if (have_setup && setup.stage != STAGE_OK) {
-        aha_sandbox_result_free(result);
-        errno = setup.err;
-        return aha_error_errno("sandbox: setting up the child failed at %s", stage_names[setup.stage]);
-    }
     if (overflow) {
         result->outcome = AHA_SANDBOX_OUTPUT_LIMIT;
     } else if (timed_out) {
         result->outcome = AHA_SANDBOX_TIMEOUT;
-    } else if (!have_exit) {
-        /* The keeper died without its report: it was killed from outside. */
+    } else if (WIFSIGNALED(status)) {
         result->outcome = AHA_SANDBOX_SIGNALED;
-        result->exit_code = WIFSIGNALED(status) ? WTERMSIG(status) : SIGKILL;
-    } else if (WIFSIGNALED(runner_status)) {
-        result->outcome = AHA_SANDBOX_SIGNALED;
-        result->exit_code = WTERMSIG(runner_status);
+        result->exit_code = WTERMSIG(status);
     } else {
         result->outcome = AHA_SANDBOX_EXITED;
-        result->exit_code = WEXITSTATUS(runner_status);
+        result->exit_code = WEXITSTATUS(status);
     }
     return 0;
 }
