@@ -3,13 +3,16 @@
  * One process per worker, started on first use and kept across calls; a process that dies,
  * answers garbage or runs past the time limit is killed (its whole process group) and started
  * afresh for the next call. stdin/stdout are one socketpair so writing to a dead program is
- * an EPIPE error (MSG_NOSIGNAL), never a SIGPIPE in the trainer. */
+ * an EPIPE error (MSG_NOSIGNAL), never a SIGPIPE in the trainer. Programs start with
+ * posix_spawn (it copies nothing of the trainer); when the trainer dies they see EOF on
+ * stdin. */
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -61,6 +64,38 @@ static void slot_stop(ExecSlot *s, int gently) {
     s->len = 0;
 }
 
+extern char **environ;
+
+/* /bin/sh -c COMMAND with the socket as stdin and stdout, in its own process group, default
+ * signal dispositions and mask, no other descriptor of ours. Returns 0 or an errno. */
+static int spawn_program(ExecReward *er, int sock, pid_t *pid) {
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t attr;
+    int rc = posix_spawn_file_actions_init(&fa);
+    if (rc) return rc;
+    rc = posix_spawnattr_init(&attr);
+    if (rc) {
+        posix_spawn_file_actions_destroy(&fa);
+        return rc;
+    }
+    sigset_t none, all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    if (!rc) rc = posix_spawn_file_actions_adddup2(&fa, sock, 0);
+    if (!rc) rc = posix_spawn_file_actions_adddup2(&fa, sock, 1);
+    if (!rc) rc = posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+    if (!rc) rc = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF |
+                                                      POSIX_SPAWN_SETSIGMASK);
+    if (!rc) rc = posix_spawnattr_setpgroup(&attr, 0);
+    if (!rc) rc = posix_spawnattr_setsigdefault(&attr, &all);
+    if (!rc) rc = posix_spawnattr_setsigmask(&attr, &none);
+    char *const argv[] = {"sh", "-c", er->command, NULL};
+    if (!rc) rc = posix_spawn(pid, "/bin/sh", &fa, &attr, argv, environ);
+    posix_spawnattr_destroy(&attr);
+    posix_spawn_file_actions_destroy(&fa);
+    return rc;
+}
+
 /* One start at a time: a host child does not exec, so it keeps every descriptor open at its
  * fork; serializing keeps other slots' child ends out of it (their EOF must mean death). */
 static pthread_mutex_t start_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -72,8 +107,25 @@ static int slot_start(ExecReward *er, ExecSlot *s) {
         pthread_mutex_unlock(&start_lock);
         return aha_error_errno("%s: socketpair", er->label);
     }
+    pid_t pid;
+    if (!er->host) { /* a program: posix_spawn, which copies nothing of the trainer */
+        int rc = spawn_program(er, sv[1], &pid);
+        close(sv[1]);
+        pthread_mutex_unlock(&start_lock);
+        if (rc != 0) {
+            close(sv[0]);
+            errno = rc;
+            return aha_error_errno("%s: starting /bin/sh", er->label);
+        }
+        setpgid(pid, pid);
+        s->pid = pid;
+        s->sock = sv[0];
+        s->len = 0;
+        fcntl(s->sock, F_SETFL, O_NONBLOCK);
+        return 0;
+    }
     pid_t parent = getpid();
-    pid_t pid = fork();
+    pid = fork();
     if (pid < 0) {
         int e = errno;
         close(sv[0]);
@@ -87,19 +139,13 @@ static int slot_start(ExecReward *er, ExecSlot *s) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != parent) _exit(127);
         signal(SIGPIPE, SIG_DFL);
-        if (er->host) {
-            /* A crash must end this child: no handler of the trainer's may catch it here. */
-            static const int fatal[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTERM, SIGINT};
-            for (size_t i = 0; i < sizeof fatal / sizeof fatal[0]; i++) signal(fatal[i], SIG_DFL);
-            close(sv[0]);
-            for (int i = 0; i < er->jobs; i++) /* the other slots' ends: not ours to hold */
-                if (er->slots[i].sock >= 0) close(er->slots[i].sock);
-            _exit(er->host(er->host_arg, sv[1]) == 0 ? 0 : 1);
-        }
-        if (dup2(sv[1], 0) < 0 || dup2(sv[1], 1) < 0) _exit(127);
-        syscall(SYS_close_range, 3u, ~0u, 0u);
-        execl("/bin/sh", "sh", "-c", er->command, (char *)NULL);
-        _exit(127);
+        /* A crash must end this child: no handler of the trainer's may catch it here. */
+        static const int fatal[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTERM, SIGINT};
+        for (size_t i = 0; i < sizeof fatal / sizeof fatal[0]; i++) signal(fatal[i], SIG_DFL);
+        close(sv[0]);
+        for (int i = 0; i < er->jobs; i++) /* the other slots' ends: not ours to hold */
+            if (er->slots[i].sock >= 0) close(er->slots[i].sock);
+        _exit(er->host(er->host_arg, sv[1]) == 0 ? 0 : 1);
     }
     setpgid(pid, pid);
     close(sv[1]);
