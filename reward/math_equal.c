@@ -88,9 +88,10 @@ static int value_equal(const MathCtx *a, int ia, const MathCtx *g, int ig);
 static int is_single_variable(const MathCtx *c, int v);
 static int is_infinite(const MathCtx *c, int v, double sign);
 
+/* x, x_1, \theta, or a function's value f(x), p(2): what an answer may name before "=". */
 static int is_single_variable(const MathCtx *c, int v) {
     const MathValue *x = val(c, v);
-    return x->kind == V_EXPR && c->nodes[x->expr].op == E_VAR;
+    return x->kind == V_EXPR && (c->nodes[x->expr].op == E_VAR || x->function_notation);
 }
 
 /* lhs = rhs against lhs' = rhs' as equations: the same up to a non-zero factor

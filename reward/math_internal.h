@@ -63,6 +63,7 @@ typedef struct {
     int percent;               /* a % sign appears in it */
     int int_token;             /* token index of the whole value when it is [-]integer literal, else -1 */
     int negated;               /* with int_token: a leading minus */
+    int function_notation;     /* written f(x), p(2), g(x, y): names a quantity like a variable */
     /* V_LIST */
     int open, close;           /* bracket kinds (see above) */
     int ordered;

@@ -327,6 +327,14 @@ static int parse_expr_value(MathCtx *c, int lo, int hi) {
     for (int i = lo; i < hi; i++)
         if (c->tokens[i].kind == TK_IDENT) value->has_vars = 1;
     const MathToken *t = &c->tokens[lo];
+    if (hi - lo >= 3 && t->kind == TK_IDENT && t[1].kind == TK_LPAREN && c->tokens[hi - 1].kind == TK_RPAREN) {
+        int depth = 0, closes_at_end = 1;
+        for (int i = lo + 1; i < hi; i++) {
+            if (is_opener(c->tokens[i].kind)) depth++;
+            else if (is_closer(c->tokens[i].kind) && --depth == 0 && i != hi - 1) closes_at_end = 0;
+        }
+        value->function_notation = closes_at_end;
+    }
     if (hi - lo == 1 && t->kind == TK_NUM && t->is_integer) value->int_token = lo;
     if (hi - lo == 2 && t->kind == TK_MINUS && t[1].kind == TK_NUM && t[1].is_integer) {
         value->int_token = lo + 1;

@@ -1,5 +1,6 @@
 /* The math answer checker: every equivalence rule with cases that must be equal and cases
  * that must not, extraction, gold parsing, and the score entry point. */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -208,7 +209,8 @@ static void test_equations(void **state) {
         /* an equation's sides without variables must all be the answer: no hedging */
         {"2 + 3 = 5", "5", 1}, {"x = 2 + 3 = 5", "5", 1}, {"6 = 5", "5", 0}, {"1 = 2 = 3 = 4 = 5", "5", 0},
         {"x = 6 = 5", "5", 0}, {"x + y = 5", "5", 0}, {"5x - 7y + 11z + 4 = 0", "0", 0}, {"0", "5x - 7y + 11z + 4 = 0", 0},
-        {"2x + 3", "2x + 3 = y", 0},
+        {"2x + 3", "2x + 3 = y", 0}, {"p(x) = x^2 + 1", "x^2+1", 1}, {"x^2+1", "p(x) = x^2 + 1", 1},
+        {"f(2) = 7", "7", 1}, {"f(2) = 7", "8", 0}, {"f(x) = 2x", "g(x) = 2x", 0}, {"f(x)g(x) = 5", "5", 0},
     };
     CHECK(cases);
 }
@@ -529,6 +531,37 @@ static void test_hostile_answers(void **state) {
     }
 }
 
+/* The reward runs in parallel workers: concurrent checks must not disturb each other. */
+static const Case concurrent_cases[] = {
+    {"\\frac{3}{4}", "0.75", 1}, {"(x+1)^2", "x^2+2x+1", 1}, {"\\{1,2\\}", "\\{2,1\\}", 1}, {"(B)", "B", 1},
+    {"\xef\xbc\x91\xef\xbc\x92", "12", 1}, {"x > 3", "(3, \\infty)", 1}, {"The answer is 5", "5", 1},
+    {"4.67", "\\frac{14}{3}", 0}, {"(1, 2)", "[1,2)", 0}, {"6 = 5", "5", 0}, {"x", "|x|", 0}, {"\\frac{1}{2", "0.5", 0},
+};
+
+static void *check_concurrently(void *arg) {
+    int *failures = arg;
+    for (int round = 0; round < 200; round++)
+        for (size_t i = 0; i < sizeof concurrent_cases / sizeof concurrent_cases[0]; i++) {
+            char reason[96];
+            double score = -1;
+            char completion[128];
+            snprintf(completion, sizeof completion, "<answer>\\boxed{%s}</answer>", concurrent_cases[i].answer);
+            if (aha_math_score(completion, concurrent_cases[i].gold, AHA_MATH_EXTRACT_AUTO, &score, reason, sizeof reason) != 0 ||
+                score != (double)concurrent_cases[i].expected)
+                (*failures)++;
+        }
+    return NULL;
+}
+
+static void test_concurrent_checks_agree(void **state) {
+    (void)state;
+    pthread_t threads[4];
+    int failures[4] = {0};
+    for (int t = 0; t < 4; t++) assert_int_equal(pthread_create(&threads[t], NULL, check_concurrently, &failures[t]), 0);
+    for (int t = 0; t < 4; t++) assert_int_equal(pthread_join(threads[t], NULL), 0);
+    for (int t = 0; t < 4; t++) assert_int_equal(failures[t], 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_integers_and_thousands_separators),
@@ -563,6 +596,7 @@ int main(void) {
         cmocka_unit_test(test_score_and_reason),
         cmocka_unit_test(test_bad_arguments_are_clear_errors),
         cmocka_unit_test(test_hostile_answers),
+        cmocka_unit_test(test_concurrent_checks_agree),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
