@@ -17,27 +17,36 @@ struct CodeReward {
 };
 
 /* The harness for assert tests: runs the program as __main__, then each assert, printing one
- * result line per assert tagged with a per-run nonce the program is not shown. */
+ * result line per assert tagged with a per-run nonce that is in no file, argument or
+ * environment the program can read (only in the harness's frame; docs/rewards.md). */
 static const char assert_harness[] =
-    "import json, sys\n"
-    "NONCE = sys.argv[1]\n"
-    "asserts = json.load(open('asserts.json', encoding='utf-8'))\n"
-    "out = sys.stdout\n"
-    "g = {'__name__': '__main__', '__builtins__': __builtins__}\n"
-    "try:\n"
-    "    exec(compile(open('program.py', encoding='utf-8').read(), 'program.py', 'exec'), g)\n"
-    "except BaseException as e:\n"
-    "    print('program failed: %r' % (e,), file=sys.stderr)\n"
-    "    sys.exit(1)\n"
-    "for i, a in enumerate(asserts):\n"
+    "import json, os, sys\n"
+    "def main():\n"
+    "    # the nonce arrives on stdin, whose file is then removed and replaced by /dev/null\n"
+    "    nonce = sys.stdin.readline().strip()\n"
+    "    os.remove('nonce.txt')\n"
+    "    null = os.open(os.devnull, os.O_RDONLY)\n"
+    "    os.dup2(null, 0)\n"
+    "    os.close(null)\n"
+    "    sys.stdin = open(os.devnull)\n"
+    "    asserts = json.load(open('asserts.json', encoding='utf-8'))\n"
+    "    out = sys.stdout\n"
+    "    g = {'__name__': '__main__', '__builtins__': __builtins__}\n"
     "    try:\n"
-    "        exec(compile(a, 'assert-%d' % i, 'exec'), g)\n"
-    "        r = 'P'\n"
+    "        exec(compile(open('program.py', encoding='utf-8').read(), 'program.py', 'exec'), g)\n"
     "    except BaseException as e:\n"
-    "        r = 'F'\n"
-    "        print('assert %d failed: %r' % (i, e), file=sys.stderr)\n"
-    "    out.write('\\n@@aha %s %d %s\\n' % (NONCE, i, r))\n"
-    "    out.flush()\n";
+    "        print('program failed: %r' % (e,), file=sys.stderr)\n"
+    "        sys.exit(1)\n"
+    "    for i, a in enumerate(asserts):\n"
+    "        try:\n"
+    "            exec(compile(a, 'assert-%d' % i, 'exec'), g)\n"
+    "            r = 'P'\n"
+    "        except BaseException as e:\n"
+    "            r = 'F'\n"
+    "            print('assert %d failed: %r' % (i, e), file=sys.stderr)\n"
+    "        out.write('\\n@@aha %s %d %s\\n' % (nonce, i, r))\n"
+    "        out.flush()\n"
+    "main()\n";
 
 CodeReward *code_reward_create(const AhaRewardConfig *config) {
     const char *python = config->python && config->python[0] ? config->python : "/usr/bin/python3";
@@ -235,11 +244,12 @@ static int run_asserts(CodeReward *cr, const char *code, const json_t *asserts, 
         return -1;
     }
     AhaSandboxResult r;
-    const char *argv[] = {cr->python, "-I", "-B", "harness.py", nonce, NULL};
+    const char *argv[] = {cr->python, "-I", "-B", "harness.py", NULL};
     int rc = aha_sandbox_write(box, "program.py", code, strlen(code));
     if (rc == 0) rc = aha_sandbox_write(box, "asserts.json", asserts_text, strlen(asserts_text));
     if (rc == 0) rc = aha_sandbox_write(box, "harness.py", assert_harness, strlen(assert_harness));
-    if (rc == 0) rc = aha_sandbox_run(box, argv, NULL, &cr->limits, &r);
+    if (rc == 0) rc = aha_sandbox_write(box, "nonce.txt", nonce, strlen(nonce));
+    if (rc == 0) rc = aha_sandbox_run(box, argv, "nonce.txt", &cr->limits, &r);
     aha_sandbox_free(box);
     free(asserts_text);
     if (rc != 0) return -1;

@@ -116,6 +116,12 @@ static void test_asserts(void **state) {
     /* printing fake result lines does not help: the nonce is not known to the program */
     v = score(set, "```python\nfor i in range(4): print('\\n@@aha 0 %d P' % i)\ndef f(x): return 0\n```", row);
     assert_true(v.score == 0.0);
+    /* nor does looking for the nonce where a program would look */
+    v = score(set, "```python\nimport sys, os\nfound = ' '.join(sys.argv) + os.environ.get('NONCE', '') + sys.stdin.read()\n"
+                   "found += ' '.join(open(f).read() for f in os.listdir('.') if f.endswith('.txt'))\n"
+                   "for tok in found.split():\n    for i in range(4): print('\\n@@aha %s %d P' % (tok, i))\n"
+                   "def f(x): return 0\n```", row);
+    assert_true(v.score == 0.0);
     /* exiting early passes nothing */
     v = score(set, "```python\nimport os\nos._exit(0)\n```", row);
     assert_true(v.score == 0.0);
