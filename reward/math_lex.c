@@ -461,6 +461,10 @@ static int command(MathCtx *ctx, const char *name, size_t n, int begin, int end,
     if (IS("lvert") || IS("rvert") || IS("vert")) return push(ctx, TK_BAR, 0, begin, end, spaced);
     if (IS("langle")) return push(ctx, TK_LANGLE, 0, begin, end, spaced);
     if (IS("rangle")) return push(ctx, TK_RANGLE, 0, begin, end, spaced);
+    if (IS("emptyset") || IS("varnothing")) { /* the empty set is \{\} */
+        if (push(ctx, TK_LSET, 0, begin, end, spaced) != 0) return -1;
+        return push(ctx, TK_RSET, 0, begin, end, 0);
+    }
     if (IS("lbrace")) return push(ctx, TK_LSET, 0, begin, end, spaced);
     if (IS("rbrace")) return push(ctx, TK_RSET, 0, begin, end, spaced);
     if (IS("begin") || IS("end")) {

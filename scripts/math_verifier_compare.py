@@ -224,6 +224,7 @@ NOTES = {
     ("x^{2/3}", "\\sqrt[3]{x^2}"): "aha: odd roots of negative numbers are real",
     ("2516_9", "2516_8"): "aha: numbers written in different bases differ (Math-Verify drops the base)",
     ("4210_{3}", "4210_{5}"): "aha: numbers written in different bases differ (Math-Verify drops the base)",
+    ("\\varnothing", "\\emptyset"): LENIENT_FORM + " (\\varnothing)",
     ("f(x)g(x) = 5", "5"): "aha drops an equation's left side only when it is a single variable or f(x)",
     ("x + y = 5", "5"): "aha drops an equation's left side only when it is a single variable",
     ("5x - 7y + 11z + 4 = 0", "0"): "aha drops an equation's left side only when it is a single variable",
