@@ -3,6 +3,7 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -183,7 +184,12 @@ static const char *outcome_text(const AhaSandboxResult *r, char *buf, size_t cap
     switch (r->outcome) {
     case AHA_SANDBOX_TIMEOUT: return "time limit";
     case AHA_SANDBOX_OUTPUT_LIMIT: return "output limit";
-    case AHA_SANDBOX_SIGNALED: snprintf(buf, cap, "killed by signal %d", r->exit_code); return buf;
+    case AHA_SANDBOX_SIGNALED: {
+        const char *name = sigabbrev_np(r->exit_code);
+        snprintf(buf, cap, "killed by SIG%s%s", name ? name : "?",
+                 r->exit_code == SIGXCPU ? " (CPU time limit)" : "");
+        return buf;
+    }
     case AHA_SANDBOX_EXITED: snprintf(buf, cap, "exit status %d", r->exit_code); return buf;
     }
     return "?";

@@ -499,7 +499,9 @@ int aha_sandbox_run(AhaSandbox *box, const char *const *argv, const char *stdin_
                       .outer_uid = geteuid(), .outer_gid = getegid()};
     rlim_t cpu = (rlim_t)ceil(limits->cpu_s > 0 ? limits->cpu_s : 1);
     rlim_t mem = (rlim_t)limits->memory_mb << 20;
-    rlim_t values[6][2] = {{cpu, cpu + 1}, {mem, mem},
+    /* CPU soft = hard: the kernel's SIGKILL; the SIGXCPU of a lower soft limit is ignored by
+     * the runner, which is PID 1 of its namespace. */
+    rlim_t values[6][2] = {{cpu, cpu}, {mem, mem},
                            {(rlim_t)limits->max_file_bytes, (rlim_t)limits->max_file_bytes},
                            {(rlim_t)limits->max_open_files, (rlim_t)limits->max_open_files},
                            {0, 0}, {(rlim_t)limits->max_procs, (rlim_t)limits->max_procs}};
