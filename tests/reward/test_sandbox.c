@@ -321,12 +321,16 @@ static void test_unprivileged_user(void **state) {
             "try:\n    socket.socket(socket.AF_INET).connect(('127.0.0.1', 9))\n    print('CONNECTED')\n"
             "except OSError:\n    pass\n"
             "open('ok.txt', 'w').write('x')\nprint('done', os.getpid())\n";
-        if (aha_sandbox_write(box, "p.py", program, strlen(program)) != 0) _exit(12);
+        if (aha_sandbox_write(box, "p.py", program, strlen(program)) != 0) {
+            aha_sandbox_free(box);
+            _exit(12);
+        }
         AhaSandboxLimits l = quick(20.0);
         AhaSandboxResult r;
         const char *argv[] = {PYTHON, "-I", "-B", "p.py", NULL};
         if (aha_sandbox_run(box, argv, NULL, &l, &r) != 0) {
             fprintf(stderr, "unprivileged run: %s\n", aha_error_message());
+            aha_sandbox_free(box);
             _exit(13);
         }
         int ok = r.outcome == AHA_SANDBOX_EXITED && r.exit_code == 0 && strstr(r.out, "done") &&
