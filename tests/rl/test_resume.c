@@ -184,11 +184,40 @@ static void test_resume_with_only_a_partial_checkpoint(void **state) {
     assert_int_equal((int)tt_query(dir, "SELECT from_step FROM resumes"), 7);
 }
 
+/* A bf16 policy checkpoint (model.save_dtype: bf16) still resumes exactly: the F32 master
+ * weights travel in optimizer.safetensors. Resuming a copy of a finished run from its
+ * middle checkpoint re-records the second half identically. */
+static void test_bf16_checkpoint_resumes_exactly(void **state) {
+    (void)state;
+    const char *bin = tt_bin();
+    if (!bin) skip();
+    char a[4300], b[4300];
+    snprintf(a, sizeof a, "%s/bf16", tmp);
+    snprintf(b, sizeof b, "%s/bf16-copy", tmp);
+    assert_int_equal(tt_system("'%s' train %s --set run.output_dir='%s' --set model.save_dtype=bf16 --set run.steps=4 "
+                               "--set run.checkpoint_every=2 --set run.keep_checkpoints=5 --set rollout.max_new_tokens=6 "
+                               "> /dev/null", bin, TINY_RECIPE, a), 0);
+    assert_int_equal(tt_system("grep -q BF16 '%s/checkpoints/step-00000002/policy/model.safetensors'", a), 0);
+    assert_int_equal(tt_system("cp -r '%s' '%s' && rm -rf '%s/checkpoints/step-00000004' && "
+                               "'%s' train --resume '%s' > /dev/null", a, b, b, bin, b), 0);
+    assert_int_equal((int)tt_query(b, "SELECT from_step FROM resumes"), 3);
+    char *da = tt_dump_run(a), *db = tt_dump_run(b);
+    assert_non_null(da);
+    assert_non_null(db);
+    assert_true(tt_same_dump(da, db));
+    free(da);
+    free(db);
+    /* the final weights are equal too */
+    assert_int_equal(tt_system("cmp -s '%s/checkpoints/step-00000004/optimizer.safetensors' "
+                               "'%s/checkpoints/step-00000004/optimizer.safetensors'", a, b), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sigkill_and_resume),
         cmocka_unit_test(test_sigint_stops_after_the_step),
         cmocka_unit_test(test_resume_with_only_a_partial_checkpoint),
+        cmocka_unit_test(test_bf16_checkpoint_resumes_exactly),
         cmocka_unit_test(test_resume_refuses_a_changed_recipe),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
