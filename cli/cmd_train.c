@@ -2,15 +2,21 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "aha/trainloop.h"
 #include "cli.h"
 
 static volatile sig_atomic_t stop_requested;
 
+/* The first Ctrl-C asks for a clean stop; SA_RESETHAND makes a second one end the process
+ * at once (the run resumes from its last checkpoint either way). */
 static void on_sigint(int sig) {
     (void)sig;
+    static const char msg[] = "\naha train: stopping after the current step (Ctrl-C again to quit now)\n";
     stop_requested = 1;
+    ssize_t ignored = write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)ignored;
 }
 
 /* SIGINT (Ctrl-C) asks the loop to stop after the current step, checkpointing first. */
@@ -18,6 +24,7 @@ static int run_training(const AhaRecipe *recipe, const char *resume) {
     struct sigaction sa = {0}, old;
     sa.sa_handler = on_sigint;
     sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESETHAND;
     stop_requested = 0;
     if (sigaction(SIGINT, &sa, &old) != 0) {
         perror("aha train: sigaction");
@@ -36,7 +43,8 @@ static const char usage[] =
     "Runs GRPO as the recipe says in run.output_dir (RUN_DIR): every step and rollout in\n"
     "RUN_DIR/run.db, checkpoints in RUN_DIR/checkpoints, the resolved recipe in\n"
     "RUN_DIR/recipe.yaml, one progress line per step on stdout (and run.log_file).\n"
-    "Ctrl-C stops after the current step with a checkpoint (exit status 130).\n\n"
+    "Ctrl-C stops after the current step with a checkpoint (exit status 130); a second\n"
+    "Ctrl-C quits at once (resuming then starts from the last checkpoint).\n\n"
     "  --set KEY=VALUE  override a recipe key, e.g. --set optim.lr=3e-6 (repeatable;\n"
     "                   lists in YAML: --set 'rollout.stop=[\"</answer>\"]';\n"
     "                   one reward's key: --set rewards.0.weight=0.5)\n"

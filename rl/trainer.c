@@ -244,6 +244,14 @@ static int train_loop(Trainer *t, const AhaTrainOptions *o) {
     int total_opt = r->run.steps * r->algorithm.mu * r->algorithm.minibatches;
     double t_start = trainer_now();
     int first = t->state.step;
+    char line[4800];
+    snprintf(line, sizeof line,
+             "aha train: %s, %s %.2fM parameters (%.2fM active), %zu training prompts%s, %s step %d of %d",
+             t->run_dir, t->policy->cfg.model_type, aha_model_config_num_params(&t->policy->cfg) / 1e6,
+             aha_model_config_active_params(&t->policy->cfg) / 1e6, aha_dataset_size(t->train),
+             t->eval ? ", evaluating on data.eval" : "", first > 0 ? "resuming at" : "starting at", first + 1,
+             r->run.steps);
+    say(t, out, line);
     for (int step = first; step < r->run.steps; step++) {
         double t0 = trainer_now();
         if (t->ref && r->algorithm.ref_refresh_steps > 0 && step > 0 &&
@@ -281,7 +289,6 @@ static int train_loop(Trainer *t, const AhaTrainOptions *o) {
         t->state.nan_streak = us.n_skipped > 0 ? t->state.nan_streak + 1 : 0;
         t->state.step = step + 1;
         double per_step = (trainer_now() - t_start) / (step + 1 - first);
-        char line[4800];
         step_progress_line(line, sizeof line, step, r->run.steps, per_step * (r->run.steps - step - 1), &m, evp);
         say(t, out, line);
         if (us.n_skipped > 0) {

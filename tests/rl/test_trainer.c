@@ -135,11 +135,15 @@ static void test_checkpoints_and_files(void **state) {
     FILE *f = fopen(path, "r");
     assert_non_null(f);
     char line[1024];
-    int lines = 0;
-    while (fgets(line, sizeof line, f))
+    int lines = 0, headers = 0;
+    while (fgets(line, sizeof line, f)) {
         if (strncmp(line, "step ", 5) == 0 && strstr(line, "reward") && strstr(line, "eta")) lines++;
+        if (strstr(line, "aha train: ") && strstr(line, "24 training prompts") && strstr(line, "starting at step 1 of 4"))
+            headers++;
+    }
     fclose(f);
     assert_int_equal(lines, 4);
+    assert_int_equal(headers, 1);
 }
 
 /* mu = 1, one minibatch: the update's log-probs are the sampler's, bit for bit. */
