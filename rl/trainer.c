@@ -211,6 +211,13 @@ static void say(Trainer *t, FILE *out, const char *line) {
     }
 }
 
+/* The log file keeps why a run stopped, next to its progress lines. */
+static void log_failure(Trainer *t, int rc) {
+    if (rc == 0 || !t->log) return;
+    fprintf(t->log, "aha train: error: %s\n", aha_error_message());
+    fflush(t->log);
+}
+
 static int checkpoint(Trainer *t) {
     AhaDtype dtype = t->r->model.save_dtype == AHA_SAVE_DTYPE_F32    ? AHA_DTYPE_F32
                      : t->r->model.save_dtype == AHA_SAVE_DTYPE_BF16 ? AHA_DTYPE_BF16
@@ -333,6 +340,7 @@ int aha_train(const AhaRecipe *recipe, const AhaTrainOptions *options) {
     }
     if (rc == 0) rc = open_store(&t);
     if (rc == 0) rc = train_loop(&t, options);
+    log_failure(&t, rc);
     t.r = NULL;
     trainer_free(&t);
     return rc;
@@ -366,6 +374,7 @@ int aha_train_resume(const char *run_dir, const AhaTrainOptions *options) {
     if (rc == 0) rc = open_store(&t);
     if (rc == 0) rc = aha_runstore_truncate_after(t.store, t.state.step - 1);
     if (rc == 0) rc = train_loop(&t, options);
+    log_failure(&t, rc);
     trainer_free(&t);
     return rc;
 }

@@ -109,8 +109,10 @@ static void test_skips_and_continues(void **state) {
 static void test_stops_after_max_consecutive(void **state) {
     (void)state;
     AhaRecipe r;
+    char log[8300];
+    snprintf(log, sizeof log, "run.log_file=%s/train.log", tmp);
     assert_int_equal(tt_recipe(&r, tmp, "run.steps=6", "run.max_nan_skips=2", "run.eval_every=0",
-                               "run.checkpoint_every=1", "run.keep_checkpoints=10", NULL), 0);
+                               "run.checkpoint_every=1", "run.keep_checkpoints=10", log, NULL), 0);
     Poison p = {.from = 1, .to = 100};
     int rc;
     char *out = run(&r, &p, &rc);
@@ -119,6 +121,7 @@ static void test_stops_after_max_consecutive(void **state) {
     assert_non_null(strstr(aha_error_message(), "stopped after 2 consecutive steps with NaN or Inf"));
     assert_non_null(strstr(aha_error_message(), "run.max_nan_skips = 2"));
     free(out);
+    assert_int_equal(tt_system("grep -q '^aha train: error: stopped after 2 consecutive steps' '%s/train.log'", tmp), 0);
     /* steps 0..2 recorded; no checkpoint of the step that stopped the run */
     assert_int_equal((int)tt_query(tmp, "SELECT count(*) FROM steps"), 3);
     char path[8192];
