@@ -21,11 +21,11 @@ _Static_assert(sizeof(AhaModelInit) == sizeof(int) && sizeof(AhaSaveDtype) == si
                    sizeof(AhaRewardCombine) == sizeof(int) && sizeof(AhaRatioLevel) == sizeof(int) &&
                    sizeof(AhaLossAgg) == sizeof(int) && sizeof(AhaKlEstimator) == sizeof(int) &&
                    sizeof(AhaSchedule) == sizeof(int) && sizeof(AhaBackend) == sizeof(int) &&
-                   sizeof(AhaRewardType) == sizeof(int) && sizeof(AhaMathExtract) == sizeof(int) &&
+                   sizeof(AhaRewardType) == sizeof(int) && sizeof(AhaRewardExtract) == sizeof(int) &&
                    sizeof(AhaFormatMatch) == sizeof(int) && sizeof(AhaCodeMode) == sizeof(int),
                "recipe enums are stored as int");
 /* The YAML names of these index aha/reward.h's enums. */
-_Static_assert(AHA_REWARD_PLUGIN == 5 && AHA_CODE_ALL == 1 && (int)AHA_EXTRACT_ANSWER_TAG == (int)AHA_REWARD_EXTRACT_ANSWER_TAG,
+_Static_assert(AHA_REWARD_PLUGIN == 5 && AHA_CODE_ALL == 1,
                "reward enums changed order: update reward_keys");
 
 static const AhaRecipeKey recipe_keys[] = {

@@ -6,11 +6,6 @@
 
 #include "aha/error.h"
 
-_Static_assert((int)AHA_EXTRACT_AUTO == (int)AHA_REWARD_EXTRACT_AUTO &&
-                   (int)AHA_EXTRACT_BOXED == (int)AHA_REWARD_EXTRACT_BOXED &&
-                   (int)AHA_EXTRACT_ANSWER_TAG == (int)AHA_REWARD_EXTRACT_ANSWER_TAG,
-               "the recipe's extract modes mirror AhaRewardExtract");
-
 int aha_reward_config_from_spec(const AhaRewardSpec *spec, const AhaRecipe *recipe,
                                 AhaRewardConfig *c) {
     aha_reward_config_default(c, spec->type);

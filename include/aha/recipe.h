@@ -36,7 +36,6 @@ typedef enum { AHA_BACKEND_NONE, AHA_BACKEND_MPI, AHA_BACKEND_NCCL } AhaBackend;
 
 /* AhaRewardType and AhaCodeMode come from aha/reward.h; the YAML names follow their order. */
 /* Same order as AhaRewardExtract of aha/reward.h. */
-typedef enum { AHA_EXTRACT_AUTO, AHA_EXTRACT_BOXED, AHA_EXTRACT_ANSWER_TAG } AhaMathExtract;
 typedef enum { AHA_MATCH_FULL, AHA_MATCH_SEARCH } AhaFormatMatch;
 
 /* One entry of the rewards list; only the keys of its type are meaningful. */
@@ -44,7 +43,7 @@ typedef struct {
     AhaRewardType type;
     char *name;            /* unique in the list; defaults to the type's name */
     double weight;
-    AhaMathExtract extract;  /* math */
+    AhaRewardExtract extract;  /* math (aha/reward.h) */
     char *pattern;           /* format: PCRE2 pattern */
     AhaFormatMatch match;    /* format */
     AhaCodeMode mode;        /* code */
