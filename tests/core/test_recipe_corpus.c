@@ -104,15 +104,16 @@ static void load_all_in(const char *dir, int *loaded, int *failures) {
         char path[512];
         snprintf(path, sizeof path, "%s/%s", dir, names[i]);
         AhaRecipe r;
-        /* Recipes for real checkpoints name paths the user downloads (their header says
-         * so); everything else in them must still be right, so they load with those paths
+        /* Shipped recipes name paths the user downloads or a script generates (their
+         * header says so); everything else in them must still be right, so they load with those paths
          * pointed at fixtures. */
         static const char *const stand_ins[] = {"model.path=tests/fixtures/recipes/model",
                                                 "data.train=tests/fixtures/recipes/data/train.jsonl",
-                                                "data.eval=tests/fixtures/recipes/data/eval.jsonl"};
+                                                "data.eval=tests/fixtures/recipes/data/eval.jsonl",
+                                                "pretrain.corpus=tests/fixtures/recipes/data/train.jsonl"};
         if (aha_recipe_load(path, NULL, 0, &r) != 0 &&
             (!strstr(aha_error_message(), "does not exist") ||
-             aha_recipe_load(path, stand_ins, 3, &r) != 0)) {
+             aha_recipe_load(path, stand_ins, 4, &r) != 0)) {
             print_error("%s does not load: %s\n", path, aha_error_message());
             (*failures)++;
             continue;
