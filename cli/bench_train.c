@@ -25,6 +25,7 @@ static double cpu_s(void) {
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+/* issue 3's bench config */
 static void bench_config(AhaModelConfig *c) {
     aha_model_config_init(c, "qwen3_moe");
     c->hidden_size = 256;
@@ -40,11 +41,42 @@ static void bench_config(AhaModelConfig *c) {
     c->norm_topk_prob = 1;
 }
 
+/* issue 7's tiny model (the R1-Zero demo's policy) */
+static void tiny_config(AhaModelConfig *c) {
+    aha_model_config_init(c, "qwen3_moe");
+    c->hidden_size = 128;
+    c->num_layers = 4;
+    c->num_heads = 4;
+    c->num_kv_heads = 2;
+    c->head_dim = 32;
+    c->num_experts = 8;
+    c->num_experts_per_tok = 2;
+    c->moe_intermediate_size = 128;
+    c->intermediate_size = 512;
+    c->vocab_size = 24;
+    c->tie_word_embeddings = 1;
+    c->norm_topk_prob = 1;
+}
+
+/* The tiny batch: sequences of 20-60 tokens (a fixed pseudo-random draw) until about 3,000
+ * tokens, like a GRPO batch of prompts and completions. Returns the number of sequences. */
+static int tiny_lengths(int *starts, int max_seqs, int target_tokens) {
+    uint64_t s = 7;
+    int n = 0;
+    starts[0] = 0;
+    while (n < max_seqs && starts[n] < target_tokens) {
+        s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+        starts[n + 1] = starts[n] + 20 + (int)((s >> 33) % 41);
+        n++;
+    }
+    return n;
+}
+
 /* Model FLOPs per trained token: 6 per weight of every product a token passes through
  * (attention projections, router, its k experts, LM head; not the embedding lookup), plus
  * 12 * heads * head_dim * (mean causal context) per layer for the attention scores and
  * values, forward and backward. */
-static double flops_per_token(const AhaModelConfig *c, int seq_len) {
+static double flops_per_token(const AhaModelConfig *c, double context) {
     double H = c->hidden_size, QD = (double)c->num_heads * c->head_dim,
            KD = (double)c->num_kv_heads * c->head_dim, params = c->vocab_size * H;
     for (int l = 0; l < c->num_layers; l++) {
@@ -56,7 +88,6 @@ static double flops_per_token(const AhaModelConfig *c, int seq_len) {
         else
             params += 3.0 * c->intermediate_size * H;
     }
-    double context = (seq_len + 1) / 2.0;
     return 6.0 * params + 12.0 * QD * context * c->num_layers;
 }
 
@@ -117,15 +148,17 @@ int bench_train(int argc, char **argv) {
         {"json", no_argument, NULL, 'j'},
         {"steps", required_argument, NULL, 's'},
         {"threads", required_argument, NULL, 't'},
+        {"tiny", no_argument, NULL, 'y'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    int json = 0, steps = 3, thread_list[8] = {1, 2}, n_threads = 2;
+    int json = 0, tiny = 0, steps = 3, thread_list[8] = {1, 2}, n_threads = 2;
     int opt;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
         switch (opt) {
         case 'j': json = 1; break;
+        case 'y': tiny = 1; break;
         case 's':
             steps = atoi(optarg);
             if (steps < 1) return cli_usage_error("bench train", "--steps: expected a positive integer, got '%s'", optarg);
@@ -146,16 +179,20 @@ int bench_train(int argc, char **argv) {
             break;
         }
         case 'h':
-            puts("usage: aha bench train [--json] [--steps N] [--threads LIST]\n"
+            puts("usage: aha bench train [--tiny] [--json] [--steps N] [--threads LIST]\n"
                  "\n"
                  "Times one GRPO-style training step of the MoE policy (forward, log-probs,\n"
                  "backward with the load-balancing loss, gradient clipping, AdamW) on the bench\n"
                  "config: qwen3_moe, hidden 256, 4 layers, 8 heads, 4 kv heads, head_dim 32,\n"
                  "8 experts top-2 of width 256, vocab 512, 16 sequences x 256 tokens.\n"
+                 "With --tiny, issue 7's demo policy instead: hidden 128, 4 layers, 4 heads,\n"
+                 "2 kv heads, head_dim 32, 8 experts top-2 of width 128, vocab 24, tied\n"
+                 "embeddings, 77 sequences of 20-60 tokens (3,019 tokens).\n"
                  "Prints tokens/s, the model FLOPs per token assumed, the achieved GFLOP/s, and\n"
                  "OpenBLAS sgemm GFLOP/s on a 1024x1024 product measured in the same run, and\n"
                  "the CPU seconds a step used (a busy machine stretches the wall time).\n"
                  "\n"
+                 "  --tiny         the tiny demo model and batch\n"
                  "  --json         print one JSON object\n"
                  "  --steps N      timed steps per thread count, best kept (default 3)\n"
                  "  --threads L    comma-separated thread counts to run (default 1,2)");
@@ -164,27 +201,48 @@ int bench_train(int argc, char **argv) {
         }
     }
     AhaModelConfig cfg;
-    bench_config(&cfg);
-    const int n_seqs = 16, seq_len = 256, T = n_seqs * seq_len;
+    enum { MAX_SEQS = 128 };
+    int starts[MAX_SEQS + 1], n_seqs;
+    if (tiny) {
+        tiny_config(&cfg);
+        n_seqs = tiny_lengths(starts, MAX_SEQS, 3000);
+    } else {
+        bench_config(&cfg);
+        n_seqs = 16;
+        for (int i = 0; i <= n_seqs; i++) starts[i] = i * 256;
+    }
+    const int T = starts[n_seqs];
+    double context = 0.0; /* mean causal context of a token */
+    for (int i = 0; i < n_seqs; i++) {
+        double len = starts[i + 1] - starts[i];
+        context += len * (len + 1) / 2.0;
+    }
+    context /= T;
     AhaModel *m = aha_model_create(&cfg);
     if (m == NULL) return cli_fail("bench train");
     aha_model_init_random(m, 1, 0.02f);
     int *tokens = malloc(sizeof(int) * T), *targets = malloc(sizeof(int) * T);
-    int starts[17];
     float *dlogprob = malloc(sizeof(float) * T), *lp = malloc(sizeof(float) * T);
+    if (!tokens || !targets || !dlogprob || !lp) {
+        free(tokens), free(targets), free(dlogprob), free(lp);
+        aha_model_free(m);
+        fprintf(stderr, "aha bench train: error: out of memory\n");
+        return 1;
+    }
     uint64_t s = 42;
     for (int t = 0; t < T; t++) {
         s = s * 6364136223846793005ULL + 1442695040888963407ULL;
         tokens[t] = (int)((s >> 33) % (uint64_t)cfg.vocab_size);
     }
-    for (int i = 0; i <= n_seqs; i++) starts[i] = i * seq_len;
-    for (int t = 0; t < T; t++) targets[t] = (t + 1) % seq_len == 0 ? -1 : tokens[t + 1];
+    for (int i = 0; i < n_seqs; i++)
+        for (int t = starts[i]; t < starts[i + 1]; t++)
+            targets[t] = t + 1 < starts[i + 1] ? tokens[t + 1] : -1;
     AhaBatch batch = {n_seqs, starts, tokens};
     AhaAdamW adam;
     AhaAdamWConfig acfg = {.beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .weight_decay = 0.01f};
     int rc = 0;
     Result results[8];
-    double fpt = flops_per_token(&cfg, seq_len);
+    double fpt = flops_per_token(&cfg, context);
     if (aha_adamw_init(&adam, m->params.count, &acfg) != 0 || aha_model_alloc_grads(m) != 0) {
         rc = cli_fail("bench train");
         goto done;
@@ -206,11 +264,11 @@ int bench_train(int argc, char **argv) {
     if (json) {
         printf("{\"config\": {\"hidden\": %d, \"layers\": %d, \"heads\": %d, \"kv_heads\": %d, "
                "\"experts\": %d, \"top_k\": %d, \"expert_size\": %d, \"vocab\": %d, "
-               "\"sequences\": %d, \"seq_len\": %d}, \"params\": %zu, \"active_params\": %zu, "
+               "\"sequences\": %d, \"tokens\": %d, \"mean_context\": %.1f}, \"params\": %zu, \"active_params\": %zu, "
                "\"flops_per_token\": %.0f, \"runs\": [",
                cfg.hidden_size, cfg.num_layers, cfg.num_heads, cfg.num_kv_heads, cfg.num_experts,
                cfg.num_experts_per_tok, cfg.moe_intermediate_size, cfg.vocab_size, n_seqs,
-               seq_len, aha_model_config_num_params(&cfg), aha_model_config_active_params(&cfg), fpt);
+               T, context, aha_model_config_num_params(&cfg), aha_model_config_active_params(&cfg), fpt);
         for (int i = 0; i < n_threads; i++)
             printf("%s{\"threads\": %d, \"step_seconds\": %.4f, \"step_cpu_seconds\": %.4f, \"tokens_per_s\": %.1f, "
                    "\"gflops\": %.2f, \"sgemm_1024_gflops\": %.2f, \"fraction_of_sgemm\": %.3f}",
@@ -219,9 +277,9 @@ int bench_train(int argc, char **argv) {
         printf("]}\n");
     } else {
         printf("bench train: qwen3_moe H%d L%d heads %d/%d, %d experts top-%d x %d, vocab %d, "
-               "%d x %d tokens\n",
+               "%d sequences, %d tokens\n",
                cfg.hidden_size, cfg.num_layers, cfg.num_heads, cfg.num_kv_heads, cfg.num_experts,
-               cfg.num_experts_per_tok, cfg.moe_intermediate_size, cfg.vocab_size, n_seqs, seq_len);
+               cfg.num_experts_per_tok, cfg.moe_intermediate_size, cfg.vocab_size, n_seqs, T);
         printf("model FLOPs per token (fwd+bwd): %.3f MFLOP\n", fpt * 1e-6);
         for (int i = 0; i < n_threads; i++)
             printf("threads %d: %.3f s/step (%.3f s CPU), %.0f tokens/s, %.1f GFLOP/s; sgemm 1024: "
