@@ -26,15 +26,15 @@ void attention_qkv_forward(const AhaModel *m, int layer, LayerActs *a, const int
     K->rope_forward(a->k, pos, T, nkv, hd, c->rope_theta);
 }
 
-/* dq, dk: gradients at the rotated q, k (rotated back in place); dv at v. dln1 accumulates.
+/* dq, dk: gradients at the rotated q, k (rotated back in place); dv at v. dln1 and the
+ * parameter gradients g accumulate.
  * dpre_q [T,QD] and dpre_k [T,KD] are scratch for the q/k norm backward. */
-void attention_qkv_backward(AhaModel *m, int layer, const LayerActs *a, float *dln1, float *dq,
-                            float *dk, float *dv, float *dpre_q, float *dpre_k, const int *pos,
-                            int T) {
+void attention_qkv_backward(const AhaModel *m, int layer, AhaLayerWeights *g, const LayerActs *a,
+                            float *dln1, float *dq, float *dk, float *dv, float *dpre_q,
+                            float *dpre_k, const int *pos, int T) {
     const AhaModelConfig *c = &m->cfg;
     const AhaKernels *K = m->kernels;
     const AhaLayerWeights *w = &m->params.layers[layer];
-    AhaLayerWeights *g = &m->grads.layers[layer];
     int H = c->hidden_size, nh = c->num_heads, nkv = c->num_kv_heads, hd = c->head_dim;
     int QD = nh * hd, KD = nkv * hd;
     K->rope_backward(dq, pos, T, nh, hd, c->rope_theta);

@@ -146,12 +146,7 @@ void aha_model_free(AhaModel *m) {
     free(m->grads.memory);
     free(m->grads.layers);
     free(m->tensors);
-    if (m->acts) {
-        free(m->acts->floats);
-        free(m->acts->ints);
-        free(m->acts->scratch);
-        free(m->acts);
-    }
+    aha_activations_free(m->acts);
     free(m->scratch);
     free(m);
 }

@@ -1,5 +1,6 @@
 /* The backward pass: from d(loss)/d(logprob) through the LM head (recomputing logits in row
  * chunks), the layers in reverse, to the embedding; plus the load-balancing loss. */
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,6 +23,9 @@ typedef struct {
     float *ffn;     /* ffn_backward_scratch */
 } Grads;
 
+/* Rows per chunk of the LM head in backward. */
+static int head_rows(int T) { return T < 64 ? T : 64; }
+
 static size_t carve(const AhaModelConfig *c, int T, int C, float *base, Grads *g) {
     size_t n = (size_t)T, H = c->hidden_size, QD = (size_t)c->num_heads * c->head_dim,
            KD = (size_t)c->num_kv_heads * c->head_dim, off = 0;
@@ -37,10 +41,10 @@ static size_t carve(const AhaModelConfig *c, int T, int C, float *base, Grads *g
     return off;
 }
 
-static int head_backward(AhaModel *m, const float *dlogprob, Grads *g, int C) {
+static void head_backward(const AhaModel *m, ActsPart *A, AhaParams *grads,
+                          const float *dlogprob, float temperature, Grads *g, int C) {
     const AhaModelConfig *c = &m->cfg;
     const AhaKernels *K = m->kernels;
-    AhaActivations *A = m->acts;
     int T = A->T, H = c->hidden_size, V = c->vocab_size;
     memset(g->dln, 0, sizeof(float) * (size_t)T * H);
     for (int r0 = 0; r0 < T; r0 += C) {
@@ -48,29 +52,27 @@ static int head_backward(AhaModel *m, const float *dlogprob, Grads *g, int C) {
         const float *lnf = A->lnf + (size_t)r0 * H;
         K->matmul_forward(g->logits, lnf, m->params.lm_head, NULL, n, H, V);
         K->logprob_backward(g->dlogits, dlogprob + r0, g->logits, A->targets + r0, n, V,
-                            A->temperature);
-        K->matmul_backward(g->dln + (size_t)r0 * H, m->grads.lm_head, NULL, g->dlogits, lnf,
+                            temperature);
+        K->matmul_backward(g->dln + (size_t)r0 * H, grads->lm_head, NULL, g->dlogits, lnf,
                            m->params.lm_head, n, H, V);
     }
     memset(g->dx, 0, sizeof(float) * (size_t)T * H);
-    K->rmsnorm_backward(g->dx, m->grads.final_norm, g->dln, A->x_final, m->params.final_norm,
+    K->rmsnorm_backward(g->dx, grads->final_norm, g->dln, A->x_final, m->params.final_norm,
                         A->rstdf, T, H);
-    return 0;
 }
 
-static void layer_backward(AhaModel *m, int l, Grads *g, const float *aux) {
+static void layer_backward(const AhaModel *m, ActsPart *A, AhaLayerWeights *gw, int l, Grads *g,
+                           const float *aux) {
     const AhaModelConfig *c = &m->cfg;
     const AhaKernels *K = m->kernels;
-    AhaActivations *A = m->acts;
     const LayerActs *a = &A->layers[l];
     const AhaLayerWeights *w = &m->params.layers[l];
-    AhaLayerWeights *gw = &m->grads.layers[l];
     int T = A->T, H = c->hidden_size, QD = c->num_heads * c->head_dim,
         KD = c->num_kv_heads * c->head_dim;
     size_t n = (size_t)T;
     /* FFN: g->dx holds d/d(layer output); the residual passes it to x_mid unchanged */
     memset(g->dln, 0, sizeof(float) * n * H);
-    ffn_backward(m, l, a, g->dln, g->dx, aux, T, g->ffn);
+    ffn_backward(m, l, gw, a, g->dln, g->dx, aux, T, g->ffn);
     K->rmsnorm_backward(g->dx, gw->post_norm, g->dln, a->x_mid, w->post_norm, a->rstd2, T, H);
     /* attention */
     memset(g->dattn, 0, sizeof(float) * n * QD);
@@ -81,8 +83,86 @@ static void layer_backward(AhaModel *m, int l, Grads *g, const float *aux) {
     K->attention_backward(g->dq, g->dk, g->dv, g->dattn, a->q, a->k, a->v, a->probs,
                           A->seq_start, A->n_seqs, c->num_heads, c->num_kv_heads, c->head_dim);
     memset(g->dln, 0, sizeof(float) * n * H);
-    attention_qkv_backward(m, l, a, g->dln, g->dq, g->dk, g->dv, g->dpre_q, g->dpre_k, A->pos, T);
+    attention_qkv_backward(m, l, gw, a, g->dln, g->dq, g->dk, g->dv, g->dpre_q, g->dpre_k,
+                           A->pos, T);
     K->rmsnorm_backward(g->dx, gw->input_norm, g->dln, a->x_in, w->input_norm, a->rstd1, T, H);
+}
+
+/* One part's whole backward, accumulating into grads. */
+static void backward_part(const AhaModel *m, ActsPart *A, AhaParams *grads,
+                          const float *dlogprob, float temperature, const float *aux) {
+    const AhaModelConfig *c = &m->cfg;
+    int T = A->T, H = c->hidden_size;
+    Grads g;
+    carve(c, T, head_rows(T), A->scratch, &g);
+    head_backward(m, A, grads, dlogprob, temperature, &g, head_rows(T));
+    for (int l = c->num_layers - 1; l >= 0; l--)
+        layer_backward(m, A, &grads->layers[l], l, &g, aux);
+    float *gemb = grads->embed_tokens;
+    for (int t = 0; t < T; t++) {
+        float *row = gemb + (size_t)A->tokens[t] * H;
+        const float *d = g.dx + (size_t)t * H;
+        for (int i = 0; i < H; i++) row[i] += d[i];
+    }
+}
+
+/* A view of `memory` laid out like `like` (same offsets); layers[L] receives the layers. */
+static void rebase_params(AhaParams *out, AhaLayerWeights *layers, const AhaParams *like,
+                          float *memory, int num_layers) {
+#define REBASE(p) ((p) ? memory + ((p) - like->memory) : NULL)
+    out->memory = memory;
+    out->count = like->count;
+    out->embed_tokens = REBASE(like->embed_tokens);
+    out->final_norm = REBASE(like->final_norm);
+    out->lm_head = REBASE(like->lm_head);
+    out->layers = layers;
+    for (int l = 0; l < num_layers; l++) {
+        const AhaLayerWeights *a = &like->layers[l];
+        AhaLayerWeights *b = &layers[l];
+        b->input_norm = REBASE(a->input_norm);
+        b->q_proj = REBASE(a->q_proj);
+        b->q_bias = REBASE(a->q_bias);
+        b->k_proj = REBASE(a->k_proj);
+        b->k_bias = REBASE(a->k_bias);
+        b->v_proj = REBASE(a->v_proj);
+        b->v_bias = REBASE(a->v_bias);
+        b->q_norm = REBASE(a->q_norm);
+        b->k_norm = REBASE(a->k_norm);
+        b->o_proj = REBASE(a->o_proj);
+        b->post_norm = REBASE(a->post_norm);
+        b->mlp_gate = REBASE(a->mlp_gate);
+        b->mlp_up = REBASE(a->mlp_up);
+        b->mlp_down = REBASE(a->mlp_down);
+        b->router = REBASE(a->router);
+        b->expert_gate = REBASE(a->expert_gate);
+        b->expert_up = REBASE(a->expert_up);
+        b->expert_down = REBASE(a->expert_down);
+        b->shared_gate = REBASE(a->shared_gate);
+        b->shared_up = REBASE(a->shared_up);
+        b->shared_down = REBASE(a->shared_down);
+        b->shared_expert_gate = REBASE(a->shared_expert_gate);
+    }
+#undef REBASE
+}
+
+/* Scratch for one part, and for parts after the first a private gradient arena. */
+static int prepare_part(AhaModel *m, ActsPart *p, int index) {
+    Grads counted;
+    size_t need = carve(&m->cfg, p->T, head_rows(p->T), NULL, &counted);
+    if (need > p->scratch_capacity) {
+        free(p->scratch);
+        p->scratch_capacity = 0;
+        p->scratch = aha_malloc(need * sizeof(float));
+        if (p->scratch == NULL) return aha_error_prefix("backward scratch (%d tokens)", p->T);
+        p->scratch_capacity = need;
+    }
+    if (index == 0) return 0;
+    if (p->grad_memory == NULL) {
+        p->grad_memory = aha_malloc(m->grads.count * sizeof(float));
+        if (p->grad_memory == NULL) return aha_error_prefix("gradients of a batch part");
+    }
+    rebase_params(&p->grads, p->grad_layers, &m->grads, p->grad_memory, m->cfg.num_layers);
+    return 0;
 }
 
 int aha_model_backward(AhaModel *m, const float *dlogprob, float aux_coef) {
@@ -91,30 +171,41 @@ int aha_model_backward(AhaModel *m, const float *dlogprob, float aux_coef) {
     AHA_REQUIRE(A->T > 0 && A->have_logprobs,
                 "backward: call aha_model_forward and aha_model_logprobs first");
     AHA_TRY(aha_model_alloc_grads(m));
-    int T = A->T, H = c->hidden_size;
-    int C = T < 64 ? T : 64;
-    Grads g;
-    size_t need = carve(c, T, C, NULL, &g);
-    if (need > A->scratch_capacity) {
-        free(A->scratch);
-        A->scratch_capacity = 0;
-        A->scratch = aha_malloc(need * sizeof(float));
-        if (A->scratch == NULL) return aha_error_prefix("backward scratch (%d tokens)", T);
-        A->scratch_capacity = need;
-    }
-    carve(c, T, C, A->scratch, &g);
-    AHA_TRY(head_backward(m, dlogprob, &g, C));
+    int n = A->n_parts;
+    for (int i = 0; i < n; i++) AHA_TRY(prepare_part(m, A->part[i], i));
+    float aux_dprob[c->num_experts > 0 ? c->num_experts : 1];
     const float *aux = NULL;
     if (aux_coef != 0.0f && c->num_experts > 0) {
-        aux_loss_dprob(m, aux_coef, g.aux);
-        aux = g.aux;
+        aux_loss_dprob(m, aux_coef, aux_dprob);
+        aux = aux_dprob;
     }
-    for (int l = c->num_layers - 1; l >= 0; l--) layer_backward(m, l, &g, aux);
-    float *gemb = m->grads.embed_tokens;
-    for (int t = 0; t < T; t++) {
-        float *row = gemb + (size_t)A->tokens[t] * H;
-        const float *d = g.dx + (size_t)t * H;
-        for (int i = 0; i < H; i++) row[i] += d[i];
+    size_t count = m->grads.count;
+    if (n == 1) { /* outside a parallel region, see aha_model_forward */
+        backward_part(m, A->part[0], &m->grads, dlogprob, A->temperature, aux);
+        return 0;
+    }
+#pragma omp parallel num_threads(n)
+    {
+        /* part 0 accumulates into m->grads, the others into their own zeroed arenas */
+#pragma omp for schedule(static, 1)
+        for (int i = 0; i < n; i++) {
+            ActsPart *p = A->part[i];
+            AhaParams *grads = &m->grads;
+            if (i > 0) {
+                memset(p->grad_memory, 0, count * sizeof(float));
+                grads = &p->grads;
+            }
+            backward_part(m, p, grads, dlogprob + p->row0, A->temperature, aux);
+        }
+        /* then every thread adds a slice of the other parts into m->grads, in part order */
+        int tid = omp_get_thread_num(), nth = omp_get_num_threads();
+        size_t lo = count * (size_t)tid / (size_t)nth, hi = count * (size_t)(tid + 1) / (size_t)nth;
+        for (int i = 1; i < n; i++) {
+            const float *src = A->part[i]->grad_memory;
+            float *dst = m->grads.memory;
+#pragma omp simd
+            for (size_t j = lo; j < hi; j++) dst[j] += src[j];
+        }
     }
     return 0;
 }

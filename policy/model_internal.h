@@ -45,18 +45,20 @@ typedef struct {
     float *sgate;        /* [T] sigmoid(shared_expert_gate . ln2) */
 } LayerActs;
 
-struct AhaActivations {
-    int T, n_seqs;
+/* A contiguous run of a packed batch's sequences with everything its forward keeps. The
+ * batch is split into parts so that each thread trains one part on its own (one fork and
+ * join per pass, not one per op); a single-threaded run has one part. */
+typedef struct {
+    int T, n_seqs;           /* rows and sequences of this part */
+    int row0;                /* its first row in the whole batch */
     size_t P;                /* attention probabilities per layer */
     size_t float_capacity, int_capacity;
     float *floats;           /* the float arena */
     int *ints;               /* the int arena */
     int *tokens;             /* [T] */
     int *pos;                /* [T] */
-    int *seq_start;          /* [n_seqs+1] */
+    int *seq_start;          /* [n_seqs+1], from 0 */
     int *targets;            /* [T] from aha_model_logprobs */
-    float temperature;
-    int have_logprobs;
     LayerActs layers[AHA_MAX_LAYERS];
     float *x_final;          /* [T,H] residual after the last layer */
     float *lnf;              /* [T,H] */
@@ -65,7 +67,24 @@ struct AhaActivations {
     float *prob_sum;         /* [L,E] sum over tokens of router probabilities */
     float *scratch;          /* backward temporaries, see model_backward.c */
     size_t scratch_capacity;
+    float *grad_memory;      /* parts after the first: their own gradient arena, added into
+                                m->grads at the end of backward */
+    AhaParams grads;         /* views of grad_memory laid out as m->grads */
+    AhaLayerWeights grad_layers[AHA_MAX_LAYERS];
+} ActsPart;
+
+enum { AHA_MAX_PARTS = 16 };
+
+struct AhaActivations {
+    int T, n_seqs;           /* the whole batch */
+    int n_parts;
+    ActsPart *part[AHA_MAX_PARTS]; /* allocated on first use, kept across steps */
+    float temperature;
+    int have_logprobs;
 };
+
+/* Frees the activations and every part (model.c). */
+void aha_activations_free(AhaActivations *A);
 
 /* Carves one layer's activations for T rows (S = T*k slots, P attention probabilities)
  * from the float and int arenas at offsets *nf and *ni, advancing them; with NULL bases it
@@ -74,21 +93,22 @@ void layer_acts_carve(const AhaModelConfig *c, int layer, LayerActs *a, int T, s
                       float *fbase, size_t *nf, int *ibase, size_t *ni);
 
 /* model_forward.c: coef * d(aux loss)/d(router probability of expert e), for every MoE
- * layer and token of the last forward; dprob[E]. */
+ * layer and token of the last forward (all parts); dprob[E]. */
 void aux_loss_dprob(const AhaModel *m, float coef, float *dprob);
 
 /* attention.c */
 void attention_qkv_forward(const AhaModel *m, int layer, LayerActs *a, const int *pos, int T);
-void attention_qkv_backward(AhaModel *m, int layer, const LayerActs *a, float *dln1,
+void attention_qkv_backward(const AhaModel *m, int layer, AhaLayerWeights *g,
+                            const LayerActs *a, float *dln1,
                             float *dq, float *dk, float *dv, float *dpre_q, float *dpre_k,
                             const int *pos, int T);
 
 /* moe.c: ffn over a->ln2 into y (overwritten) */
 void ffn_forward(const AhaModel *m, int layer, LayerActs *a, float *y, int T);
-/* dy [T,H] -> dln2 [T,H] (accumulated) and the parameter gradients; aux_dprob[E] (or NULL)
+/* dy [T,H] -> dln2 [T,H] (accumulated) and the parameter gradients g (accumulated); aux_dprob[E] (or NULL)
  * is added to the gradient of every router probability. scratch: ffn_backward_scratch. */
-void ffn_backward(AhaModel *m, int layer, const LayerActs *a, float *dln2, const float *dy,
-                  const float *aux_dprob, int T, float *scratch);
+void ffn_backward(const AhaModel *m, int layer, AhaLayerWeights *g, const LayerActs *a,
+                  float *dln2, const float *dy, const float *aux_dprob, int T, float *scratch);
 size_t ffn_backward_scratch(const AhaModelConfig *c, int T);
 
 #endif

@@ -142,12 +142,11 @@ size_t ffn_backward_scratch(const AhaModelConfig *c, int T) {
     return max_sz(dense, moe);
 }
 
-void ffn_backward(AhaModel *m, int layer, const LayerActs *a, float *dln2, const float *dy,
-                  const float *aux_dprob, int T, float *scratch) {
+void ffn_backward(const AhaModel *m, int layer, AhaLayerWeights *g, const LayerActs *a,
+                  float *dln2, const float *dy, const float *aux_dprob, int T, float *scratch) {
     const AhaModelConfig *c = &m->cfg;
     const AhaKernels *K = m->kernels;
     const AhaLayerWeights *w = &m->params.layers[layer];
-    AhaLayerWeights *g = &m->grads.layers[layer];
     int H = c->hidden_size;
     if (!aha_model_layer_is_moe(c, layer)) {
         size_t nI = (size_t)T * c->intermediate_size;
