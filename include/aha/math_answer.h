@@ -15,7 +15,8 @@
 #include <stddef.h>
 
 typedef enum {
-    /* The last \boxed{...} or \fbox{...} anywhere; else the last <answer>...</answer>. */
+    /* Whichever comes last: the last \boxed{...} / \fbox{...}, or the last <answer>...</answer>
+     * block (a \boxed{} inside the block wins); the model's final statement is its answer. */
     AHA_MATH_EXTRACT_AUTO,
     /* Only the last \boxed{...} or \fbox{...}. */
     AHA_MATH_EXTRACT_BOXED,
