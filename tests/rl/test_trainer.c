@@ -180,6 +180,29 @@ static void test_dynamic_sampling_drops_groups(void **state) {
     assert_int_equal((int)tt_query(tmp, "SELECT count(*) FROM rollouts WHERE advantage != 0"), 0);
 }
 
+/* Sampler threads, reward workers and prefix sharing change how and when groups arrive,
+ * never what is recorded. */
+static void test_record_independent_of_rollout_threads(void **state) {
+    (void)state;
+    char a[4400], b[4400];
+    snprintf(a, sizeof a, "%s/a", tmp);
+    snprintf(b, sizeof b, "%s/b", tmp);
+    AhaRecipe r;
+    AhaTrainOptions o = {0};
+    assert_int_equal(tt_recipe(&r, a, "run.steps=3", "rollout.threads=1", "rollout.share_prefix=true", NULL), 0);
+    if (aha_train(&r, &o) != 0) fail_msg("%s", aha_error_message());
+    aha_recipe_free(&r);
+    assert_int_equal(tt_recipe(&r, b, "run.steps=3", "rollout.threads=2", "rollout.share_prefix=false", NULL), 0);
+    if (aha_train(&r, &o) != 0) fail_msg("%s", aha_error_message());
+    aha_recipe_free(&r);
+    char *da = tt_dump_run(a), *db = tt_dump_run(b);
+    assert_non_null(da);
+    assert_non_null(db);
+    assert_true(tt_same_dump(da, db));
+    free(da);
+    free(db);
+}
+
 static void test_refuses_existing_run_and_bad_dirs(void **state) {
     (void)state;
     AhaRecipe r;
@@ -277,6 +300,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_checkpoints_and_files, NULL, NULL),
         cmocka_unit_test_setup_teardown(test_on_policy_ratio_is_one, setup_tmp, teardown_tmp),
         cmocka_unit_test_setup_teardown(test_dynamic_sampling_drops_groups, setup_tmp, teardown_tmp),
+        cmocka_unit_test_setup_teardown(test_record_independent_of_rollout_threads, setup_tmp, teardown_tmp),
         cmocka_unit_test_setup_teardown(test_refuses_existing_run_and_bad_dirs, setup_tmp, teardown_tmp),
         cmocka_unit_test_setup_teardown(test_bad_data_is_a_clear_error, setup_tmp, teardown_tmp),
         cmocka_unit_test_setup_teardown(test_inspect_and_report_commands, setup_tmp, teardown_tmp),
