@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "aha/kernels.h"
+#include "cpu_internal.h"
 
 /* OpenBLAS runs single-threaded and the products are split across OpenMP threads by rows
  * of the output: one thread pool, so BLAS workers never spin against OpenMP workers. */
@@ -51,38 +52,6 @@ static void matmul_backward(float *din, float *dweight, float *dbias, const floa
             for (int t = 0; t < n; t++)
                 for (int o = o0; o < o1; o++) dbias[o] += dout[(size_t)t * out_dim + o];
     }
-}
-
-static void rmsnorm_forward(float *out, float *rstd, const float *in, const float *weight, int n,
-                            int dim, float eps) {
-#pragma omp parallel for schedule(static)
-    for (int t = 0; t < n; t++)
-        aha_rmsnorm_forward_ref(out + (size_t)t * dim, rstd ? rstd + t : NULL, in + (size_t)t * dim,
-                                weight, 1, dim, eps);
-}
-
-static void rmsnorm_backward(float *din, float *dweight, const float *dout, const float *in,
-                             const float *weight, const float *rstd, int n, int dim) {
-    /* din rows are independent; dweight is summed over rows, so it stays serial */
-    if (din) {
-#pragma omp parallel for schedule(static)
-        for (int t = 0; t < n; t++)
-            aha_rmsnorm_backward_ref(din + (size_t)t * dim, NULL, dout + (size_t)t * dim,
-                                     in + (size_t)t * dim, weight, rstd + t, 1, dim);
-    }
-    if (dweight) aha_rmsnorm_backward_ref(NULL, dweight, dout, in, weight, rstd, n, dim);
-}
-
-static void rope_forward(float *x, const int *pos, int n, int heads, int head_dim, float theta) {
-#pragma omp parallel for schedule(static)
-    for (int t = 0; t < n; t++)
-        aha_rope_forward_ref(x + (size_t)t * heads * head_dim, pos + t, 1, heads, head_dim, theta);
-}
-
-static void rope_backward(float *dx, const int *pos, int n, int heads, int head_dim, float theta) {
-#pragma omp parallel for schedule(static)
-    for (int t = 0; t < n; t++)
-        aha_rope_backward_ref(dx + (size_t)t * heads * head_dim, pos + t, 1, heads, head_dim, theta);
 }
 
 static float dot(const float *a, const float *b, int n) {
@@ -200,28 +169,6 @@ static void attention_backward(float *dq, float *dk, float *dv, const float *dou
     }
 }
 
-static void swiglu_forward(float *out, const float *gate, const float *up, size_t n) {
-    const size_t block = 4096;
-    size_t nblocks = (n + block - 1) / block;
-#pragma omp parallel for schedule(static)
-    for (size_t b = 0; b < nblocks; b++) {
-        size_t lo = b * block, cnt = n - lo < block ? n - lo : block;
-        aha_swiglu_forward_ref(out + lo, gate + lo, up + lo, cnt);
-    }
-}
-
-static void swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate,
-                            const float *up, size_t n) {
-    const size_t block = 4096;
-    size_t nblocks = (n + block - 1) / block;
-#pragma omp parallel for schedule(static)
-    for (size_t b = 0; b < nblocks; b++) {
-        size_t lo = b * block, cnt = n - lo < block ? n - lo : block;
-        aha_swiglu_backward_ref(dgate ? dgate + lo : NULL, dup ? dup + lo : NULL, dout + lo,
-                                gate + lo, up + lo, cnt);
-    }
-}
-
 static void logprob_forward(float *logprob, float *entropy, const float *logits,
                             const int *targets, int n, int vocab, float temperature) {
 #pragma omp parallel for schedule(static)
@@ -242,15 +189,15 @@ static const AhaKernels cpu_kernels = {
     .name = "cpu",
     .matmul_forward = matmul_forward,
     .matmul_backward = matmul_backward,
-    .rmsnorm_forward = rmsnorm_forward,
-    .rmsnorm_backward = rmsnorm_backward,
-    .rope_forward = rope_forward,
-    .rope_backward = rope_backward,
+    .rmsnorm_forward = aha_cpu_rmsnorm_forward,
+    .rmsnorm_backward = aha_cpu_rmsnorm_backward,
+    .rope_forward = aha_cpu_rope_forward,
+    .rope_backward = aha_cpu_rope_backward,
     .attention_row_forward = attention_row_forward,
     .attention_forward = attention_forward,
     .attention_backward = attention_backward,
-    .swiglu_forward = swiglu_forward,
-    .swiglu_backward = swiglu_backward,
+    .swiglu_forward = aha_cpu_swiglu_forward,
+    .swiglu_backward = aha_cpu_swiglu_backward,
     .logprob_forward = logprob_forward,
     .logprob_backward = logprob_backward,
 };

@@ -255,11 +255,91 @@ static void test_logprob(void **state) {
     free(c.lp), free(c.logits), free(c.r), free(dlogits), free(lp), free(ent), free(rent), free(fd);
 }
 
+/* ---- the fast row kernels give a row the same bits whatever batch it comes in (the KV-cache
+ * decoder runs them on a few rows, the trainer on thousands, with and without threads). */
+static void test_rows_do_not_depend_on_the_batch(void **state) {
+    (void)state;
+    const AhaKernels *K = aha_kernels_cpu();
+    /* RMSNorm: enough rows to take the threaded path; a width with a scalar tail */
+    int n = 300, d = 100, row = 123;
+    float *in = randn((size_t)n * d, 1), *w = randn(d, 1), *dy = randn((size_t)n * d, 1);
+    float *out = zeros((size_t)n * d), *rstd = zeros(n), *one = zeros(d), *one_rstd = zeros(1);
+    float *ref = zeros((size_t)n * d), *ref_rstd = zeros(n);
+    K->rmsnorm_forward(out, rstd, in, w, n, d, 1e-6f);
+    K->rmsnorm_forward(one, one_rstd, in + (size_t)row * d, w, 1, d, 1e-6f);
+    assert_memory_equal(one, out + (size_t)row * d, sizeof(float) * d);
+    assert_memory_equal(one_rstd, rstd + row, sizeof(float));
+    aha_rmsnorm_forward_ref(ref, ref_rstd, in, w, n, d, 1e-6f);
+    assert_close("rmsnorm forward (threaded)", out, ref, (size_t)n * d, 1e-6f);
+    float *din = zeros((size_t)n * d), *dw = zeros(d), *din1 = zeros(d), *dw1 = zeros(d);
+    float *rdin = zeros((size_t)n * d), *rdw = zeros(d), *dw_serial = zeros(d);
+    K->rmsnorm_backward(din, dw, dy, in, w, rstd, n, d);
+    K->rmsnorm_backward(din1, dw1, dy + (size_t)row * d, in + (size_t)row * d, w, rstd + row, 1, d);
+    assert_memory_equal(din1, din + (size_t)row * d, sizeof(float) * d);
+    for (int t = 0; t < n; t++) /* row by row (the serial path) sums dweight in the same order */
+        K->rmsnorm_backward(NULL, dw_serial, dy + (size_t)t * d, in + (size_t)t * d, w, rstd + t, 1, d);
+    assert_memory_equal(dw_serial, dw, sizeof(float) * d);
+    aha_rmsnorm_backward_ref(rdin, rdw, dy, in, w, rstd, n, d);
+    assert_close("rmsnorm din (threaded)", din, rdin, (size_t)n * d, 1e-5f);
+    assert_close("rmsnorm dweight (threaded)", dw, rdw, d, 1e-4f);
+    free(in), free(w), free(dy), free(out), free(rstd), free(one), free(one_rstd), free(ref);
+    free(ref_rstd), free(din), free(dw), free(din1), free(dw1), free(rdin), free(rdw), free(dw_serial);
+
+    /* RoPE: many rows at repeated positions use a table of angles, one row computes its own;
+     * head_dim 20 leaves a scalar tail in each half */
+    int heads = 3, hd = 20, rows = 200, pos[200];
+    for (int t = 0; t < rows; t++) pos[t] = (t * 7) % 50;
+    size_t len = (size_t)rows * heads * hd;
+    float *x = randn(len, 1), *fast = malloc(len * 4), *slow = malloc(len * 4);
+    for (int dir = 0; dir < 2; dir++) {
+        memcpy(fast, x, len * 4);
+        memcpy(slow, x, len * 4);
+        if (dir == 0) {
+            K->rope_forward(fast, pos, rows, heads, hd, 10000.0f);
+            aha_rope_forward_ref(slow, pos, rows, heads, hd, 10000.0f);
+        } else {
+            K->rope_backward(fast, pos, rows, heads, hd, 10000.0f);
+            aha_rope_backward_ref(slow, pos, rows, heads, hd, 10000.0f);
+        }
+        assert_close("rope table", fast, slow, len, 1e-6f);
+        for (int t = 0; t < rows; t += 37) {
+            float alone[60];
+            memcpy(alone, x + (size_t)t * heads * hd, sizeof alone);
+            if (dir == 0) K->rope_forward(alone, pos + t, 1, heads, hd, 10000.0f);
+            else K->rope_backward(alone, pos + t, 1, heads, hd, 10000.0f);
+            assert_memory_equal(alone, fast + (size_t)t * heads * hd, sizeof alone);
+        }
+    }
+    free(x), free(fast), free(slow);
+
+    /* SwiGLU: an element's value does not depend on its place (vector body or tail) */
+    size_t m = 9003;
+    float *g = randn(m, 4), *u = randn(m, 2), *r = randn(m, 1), *y = zeros(m), *ry = zeros(m);
+    float *dg = zeros(m), *du = zeros(m), *rdg = zeros(m), *rdu = zeros(m);
+    K->swiglu_forward(y, g, u, m);
+    K->swiglu_backward(dg, du, r, g, u, m);
+    aha_swiglu_forward_ref(ry, g, u, m);
+    aha_swiglu_backward_ref(rdg, rdu, r, g, u, m);
+    assert_close("swiglu forward (tail)", y, ry, m, 1e-6f);
+    assert_close("swiglu dgate (tail)", dg, rdg, m, 1e-6f);
+    assert_close("swiglu dup (tail)", du, rdu, m, 1e-6f);
+    for (size_t at = 0; at + 5 <= m; at += 4097) {
+        float y5[5], dg5[5] = {0}, du5[5] = {0};
+        K->swiglu_forward(y5, g + at, u + at, 5);
+        K->swiglu_backward(dg5, du5, r + at, g + at, u + at, 5);
+        assert_memory_equal(y5, y + at, sizeof y5);
+        assert_memory_equal(dg5, dg + at, sizeof dg5);
+        assert_memory_equal(du5, du + at, sizeof du5);
+    }
+    free(g), free(u), free(r), free(y), free(ry), free(dg), free(du), free(rdg), free(rdu);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_matmul),    cmocka_unit_test(test_rmsnorm),
         cmocka_unit_test(test_rope),      cmocka_unit_test(test_attention),
         cmocka_unit_test(test_swiglu),    cmocka_unit_test(test_logprob),
+        cmocka_unit_test(test_rows_do_not_depend_on_the_batch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
