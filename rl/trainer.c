@@ -252,6 +252,11 @@ static int train_loop(Trainer *t, const AhaTrainOptions *o) {
     double t_start = trainer_now();
     int first = t->state.step;
     char line[4800];
+    if (first >= r->run.steps) {
+        snprintf(line, sizeof line, "aha train: %s already finished its %d steps", t->run_dir, r->run.steps);
+        say(t, out, line);
+        return 0;
+    }
     snprintf(line, sizeof line,
              "aha train: %s, %s %.2fM parameters (%.2fM active), %zu training prompts%s, %s step %d of %d",
              t->run_dir, t->policy->cfg.model_type, aha_model_config_num_params(&t->policy->cfg) / 1e6,

@@ -205,8 +205,15 @@ static void test_bf16_checkpoint_resumes_exactly(void **state) {
     assert_non_null(da);
     assert_non_null(db);
     assert_true(tt_same_dump(da, db));
-    free(da);
     free(db);
+    /* resuming a finished run changes nothing */
+    assert_int_equal(tt_system("'%s' train --resume '%s' > '%s/out.txt'", bin, a, tmp), 0);
+    assert_int_equal(tt_system("grep -q 'already finished its 4 steps' '%s/out.txt'", tmp), 0);
+    char *again = tt_dump_run(a);
+    assert_non_null(again);
+    assert_true(tt_same_dump(da, again));
+    free(again);
+    free(da);
     /* the final weights are equal too */
     assert_int_equal(tt_system("cmp -s '%s/checkpoints/step-00000004/optimizer.safetensors' "
                                "'%s/checkpoints/step-00000004/optimizer.safetensors'", a, b), 0);
