@@ -29,6 +29,8 @@ static const char usage[] =
     "  --top-p P              default 1.0\n"
     "  --top-k K              default 0 (off)\n"
     "  --stop TEXT            a stop string (repeatable)\n"
+    "  --extract WHERE        where the answer is: auto (default; \\boxed{} or the <answer>\n"
+    "                         tag), boxed or answer_tag\n"
     "  --seed N               sampling seed (default 1234)\n"
     "  --threads N            sampler threads (default 0 = all cores)\n"
     "  --json                 print the result as one JSON object\n"
@@ -70,7 +72,7 @@ static int parse_template(const char *text, AhaTemplate *out) {
 int cmd_eval(int argc, char **argv) {
     enum { OPT_TEMPLATE = 256, OPT_OPEN_THINK, OPT_SYSTEM, OPT_QFIELD, OPT_AFIELD, OPT_MAXNEW,
            OPT_MAXPROMPT, OPT_TEMP, OPT_TOPP, OPT_TOPK, OPT_STOP, OPT_SEED, OPT_THREADS, OPT_JSON,
-           OPT_LIMIT };
+           OPT_LIMIT, OPT_EXTRACT };
     static const struct option options[] = {
         {"model", required_argument, NULL, 'm'},   {"data", required_argument, NULL, 'd'},
         {"k", required_argument, NULL, 'k'},       {"limit", required_argument, NULL, OPT_LIMIT},
@@ -88,6 +90,7 @@ int cmd_eval(int argc, char **argv) {
         {"seed", required_argument, NULL, OPT_SEED},
         {"threads", required_argument, NULL, OPT_THREADS},
         {"json", no_argument, NULL, OPT_JSON},
+        {"extract", required_argument, NULL, OPT_EXTRACT},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -125,6 +128,12 @@ int cmd_eval(int argc, char **argv) {
         case OPT_SEED: bad = parse_int(optarg, "--seed", 0, &seed); break;
         case OPT_THREADS: bad = parse_int(optarg, "--threads", 0, &cfg.threads); break;
         case OPT_JSON: json = 1; break;
+        case OPT_EXTRACT:
+            if (aha_reward_extract_parse(optarg, &cfg.extract) != 0) {
+                cli_usage_error("eval", "--extract: %s", aha_error_message());
+                return 2;
+            }
+            break;
         case 'h': fputs(usage, stdout); return 0;
         default: return cli_usage_error("eval", "unknown or incomplete option '%s'", argv[optind - 1]);
         }

@@ -23,7 +23,13 @@ void aha_eval_config_from_recipe(AhaEvalConfig *cfg, const AhaRecipe *r) {
                            .limit = r->data.eval_limit,
                            .seed = (uint64_t)r->run.seed,
                            .threads = r->rollout.threads,
-                           .share_prefix = r->rollout.share_prefix};
+                           .share_prefix = r->rollout.share_prefix,
+                           .extract = AHA_REWARD_EXTRACT_AUTO};
+    for (int i = 0; i < r->n_rewards; i++)
+        if (r->rewards[i].type == AHA_REWARD_MATH) {
+            cfg->extract = (AhaRewardExtract)r->rewards[i].extract;
+            break;
+        }
 }
 
 typedef struct {
@@ -120,6 +126,7 @@ int eval_dataset(AhaModel *m, const AhaTokenizer *tok, const AhaDataset *ds, con
     size_t *rows = aha_malloc((n_rows > 0 ? n_rows : 1) * sizeof *rows);
     AhaRewardConfig mc;
     aha_reward_config_default(&mc, AHA_REWARD_MATH);
+    mc.extract = cfg->extract;
     AhaRewardSet *math = rows ? aha_reward_set_create(&mc, 1, 1) : NULL;
     int rc = math ? 0 : -1, n = 0;
     for (size_t i = 0; i < n_rows && rc == 0; i++) {

@@ -53,6 +53,7 @@ typedef struct {
     uint64_t seed;
     int threads;                 /* sampler threads; 0 = OpenMP's default */
     int share_prefix;
+    AhaRewardExtract extract;    /* where the math reward looks for the answer (auto) */
 } AhaEvalConfig;
 
 typedef struct {
@@ -65,7 +66,7 @@ typedef struct {
     double seconds;
 } AhaEvalResult;
 
-/* The recipe's template, sampling and eval keys. */
+/* The recipe's template, sampling and eval keys; the extract of its first math reward. */
 void aha_eval_config_from_recipe(AhaEvalConfig *cfg, const AhaRecipe *recipe);
 /* Evaluates on a JSONL file with question/answer fields (field names: NULL = defaults). */
 int aha_eval_file(AhaModel *m, const AhaTokenizer *tok, const char *path,

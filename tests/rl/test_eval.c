@@ -107,6 +107,9 @@ static void test_eval_command(void **state) {
     assert_int_equal(tt_system("'%s' eval --data %s 2>/dev/null", bin, EVAL_DATA), 2);
     assert_int_equal(tt_system("'%s' eval --model '%s' --data %s --k -1 2>/dev/null", bin, model_dir, EVAL_DATA), 2);
     assert_int_equal(tt_system("'%s' eval --model '%s' --data %s --template nope 2>/dev/null", bin, model_dir, EVAL_DATA), 2);
+    assert_int_equal(tt_system("'%s' eval --model '%s' --data %s --extract nope 2>/dev/null", bin, model_dir, EVAL_DATA), 2);
+    assert_int_equal(tt_system("'%s' eval --model '%s' --data %s --template plain --extract answer_tag -k 1 "
+                               "--max-new-tokens 4 > /dev/null", bin, model_dir, EVAL_DATA), 0);
     assert_int_equal(tt_system("'%s' eval --model '%s/none' --data %s 2> '%s/err.txt'", bin, tmp, EVAL_DATA, tmp), 1);
     assert_int_equal(tt_system("grep -q '^aha eval: error: .*none' '%s/err.txt'", tmp), 0);
     assert_int_equal(tt_system("'%s' eval --model '%s' --data %s --template plain --k 2 --max-new-tokens 10 "
