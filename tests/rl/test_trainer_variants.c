@@ -1,0 +1,118 @@
+/* Every algorithm switch the loop reads, two steps each on the tiny model: the run
+ * finishes with finite losses, and each switch shows in the record where it should. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "aha/error.h"
+#include "aha/trainloop.h"
+#include "rl/trainer_test_util.h"
+
+static char *tmp;
+
+static int setup_tmp(void **state) {
+    (void)state;
+    tmp = tt_tmpdir();
+    return tmp ? 0 : -1;
+}
+
+static int teardown_tmp(void **state) {
+    (void)state;
+    tt_rm_rf(tmp);
+    free(tmp);
+    return 0;
+}
+
+/* Runs two steps with the given overrides (NULL-ended) into tmp/name. */
+static void run(const char *name, char *dir, size_t cap, ...) {
+    snprintf(dir, cap, "%s/%s", tmp, name);
+    const char *sets[16];
+    int n = 0;
+    sets[n++] = "run.steps=2";
+    sets[n++] = "run.eval_every=0";
+    va_list ap;
+    va_start(ap, cap);
+    const char *s;
+    while ((s = va_arg(ap, const char *)) != NULL && n < 15) sets[n++] = s;
+    va_end(ap);
+    char out[8400];
+    snprintf(out, sizeof out, "run.output_dir=%s", dir);
+    sets[n++] = out;
+    AhaRecipe r;
+    if (aha_recipe_load(TINY_RECIPE, sets, n, &r) != 0) fail_msg("%s: %s", name, aha_error_message());
+    AhaTrainOptions o = {0};
+    if (aha_train(&r, &o) != 0) fail_msg("%s: %s", name, aha_error_message());
+    aha_recipe_free(&r);
+    assert_int_equal((int)tt_query(dir, "SELECT count(*) FROM steps"), 2);
+}
+
+static void test_no_reference_when_beta_is_zero(void **state) {
+    (void)state;
+    char dir[8300], path[8400];
+    run("beta0", dir, sizeof dir, "algorithm.beta=0", NULL);
+    assert_int_equal((int)tt_query(dir, "SELECT count(*) FROM steps WHERE kl IS NULL AND kl_loss IS NULL"), 2);
+    assert_int_equal((int)tt_query(dir, "SELECT count(*) FROM steps WHERE t_ref = 0 AND loss = policy_loss"), 2);
+    snprintf(path, sizeof path, "%s/checkpoints/step-00000002/reference.safetensors", dir);
+    assert_int_not_equal(access(path, F_OK), 0);
+}
+
+static void test_loss_variants_run(void **state) {
+    (void)state;
+    static const char *const variants[][3] = {
+        {"algorithm.ratio=sequence", "algorithm.eps_low=0.0003", "algorithm.eps_high=0.0004"},
+        {"algorithm.loss_agg=seq_mean_token_mean", "algorithm.kl_estimator=k1", NULL},
+        {"algorithm.loss_agg=seq_mean_token_sum_norm", "algorithm.loss_norm_len=20", "algorithm.kl_estimator=k2"},
+        {"algorithm.advantage=dr_grpo", "algorithm.dual_clip=3", NULL},
+        {"algorithm.advantage=batch_std", "algorithm.reward_combine=normalize_then_sum", NULL},
+        {"optim.schedule=constant", "optim.warmup_steps=0", "optim.grad_clip=0"},
+    };
+    for (size_t i = 0; i < sizeof variants / sizeof variants[0]; i++) {
+        char name[16], dir[8300];
+        snprintf(name, sizeof name, "v%zu", i);
+        run(name, dir, sizeof dir, variants[i][0], variants[i][1], variants[i][2], NULL);
+        if ((int)tt_query(dir, "SELECT count(*) FROM steps WHERE abs(loss) < 1e30 AND grad_norm > 0") != 2)
+            fail_msg("variant %zu (%s): the losses or gradient norms are not finite", i, variants[i][0]);
+    }
+}
+
+/* Truncated completions are left out of the update, and counted. */
+static void test_mask_truncated(void **state) {
+    (void)state;
+    char a[8300], b[8300];
+    run("nomask", a, sizeof a, "rollout.max_new_tokens=4", NULL);
+    run("mask", b, sizeof b, "rollout.max_new_tokens=4", "algorithm.mask_truncated=true", NULL);
+    /* same step 0 (same weights, same samples), fewer training tokens when masking */
+    double trunc = tt_query(a, "SELECT frac_truncated FROM steps WHERE step = 0");
+    assert_true(trunc > 0);
+    assert_true(tt_query(b, "SELECT train_tokens FROM steps WHERE step = 0") <
+                tt_query(a, "SELECT train_tokens FROM steps WHERE step = 0"));
+    assert_true(tt_query(a, "SELECT reward_mean FROM steps WHERE step = 0") ==
+                tt_query(b, "SELECT reward_mean FROM steps WHERE step = 0"));
+}
+
+/* lr follows the schedule: warm-up of 3 optimizer steps, then constant. */
+static void test_warmup_schedule(void **state) {
+    (void)state;
+    char dir[8300];
+    run("warmup", dir, sizeof dir, "algorithm.mu=1", "algorithm.minibatches=1", "optim.warmup_steps=3",
+        "optim.schedule=constant", "optim.lr=0.003", NULL);
+    if (fabs(tt_query(dir, "SELECT lr FROM steps WHERE step = 0") - 0.003 * 1 / 3) > 1e-12 ||
+        fabs(tt_query(dir, "SELECT lr FROM steps WHERE step = 1") - 0.003 * 2 / 3) > 1e-12)
+        fail_msg("lr %g, %g: expected %g, %g", tt_query(dir, "SELECT lr FROM steps WHERE step = 0"),
+                 tt_query(dir, "SELECT lr FROM steps WHERE step = 1"), 0.001, 0.002);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_no_reference_when_beta_is_zero, setup_tmp, teardown_tmp),
+        cmocka_unit_test_setup_teardown(test_loss_variants_run, setup_tmp, teardown_tmp),
+        cmocka_unit_test_setup_teardown(test_mask_truncated, setup_tmp, teardown_tmp),
+        cmocka_unit_test_setup_teardown(test_warmup_schedule, setup_tmp, teardown_tmp),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
