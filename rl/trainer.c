@@ -159,10 +159,15 @@ static int setup(Trainer *t) {
         AHA_TRY(aha_model_copy_params(t->ref, t->policy));
     }
     if (!(t->recipe_yaml = recipe_to_yaml(r))) return -1;
-    if (r->run.log_file[0] && !(t->log = fopen(r->run.log_file, "a")))
-        return aha_error_errno("run.log_file %s", r->run.log_file);
     t->state = (AhaTrainerState){.seed = (uint64_t)r->run.seed};
     recipe_digest(t->recipe_yaml, t->state.recipe_sha);
+    return 0;
+}
+
+/* After the run directory exists: the log file often lives in it. */
+static int open_log(Trainer *t) {
+    const char *path = t->r->run.log_file;
+    if (path[0] && !(t->log = fopen(path, "a"))) return aha_error_errno("run.log_file %s", path);
     return 0;
 }
 
@@ -339,6 +344,7 @@ int aha_train(const AhaRecipe *recipe, const AhaTrainOptions *options) {
                           "aha train --resume %s, or choose another output_dir", t.run_dir, t.run_dir);
     int rc = setup(&t);
     if (rc == 0) rc = make_dirs(t.run_dir);
+    if (rc == 0) rc = open_log(&t);
     if (rc == 0) {
         snprintf(path, sizeof path, "%s/recipe.yaml", t.run_dir);
         rc = write_text(path, t.recipe_yaml);
@@ -361,6 +367,7 @@ int aha_train_resume(const char *run_dir, const AhaTrainOptions *options) {
     if (aha_recipe_load(path, NULL, 0, &t.recipe) != 0) return aha_error_prefix("resuming %s", run_dir);
     t.r = &t.recipe;
     int rc = setup(&t);
+    if (rc == 0) rc = open_log(&t);
     int ck_step = -1;
     char *ck = NULL;
     if (rc == 0) rc = aha_checkpoint_latest(run_dir, &ck_step, &ck);

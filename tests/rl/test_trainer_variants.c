@@ -53,8 +53,11 @@ static void run(const char *name, char *dir, size_t cap, ...) {
 
 static void test_no_reference_when_beta_is_zero(void **state) {
     (void)state;
-    char dir[8300], path[8400];
-    run("beta0", dir, sizeof dir, "algorithm.beta=0", NULL);
+    char dir[8300], path[8400], log[8400];
+    snprintf(log, sizeof log, "run.log_file=%s/beta0/train.log", tmp); /* inside the new run dir */
+    run("beta0", dir, sizeof dir, "algorithm.beta=0", log, NULL);
+    snprintf(path, sizeof path, "%s/train.log", dir);
+    assert_int_equal(access(path, F_OK), 0);
     assert_int_equal((int)tt_query(dir, "SELECT count(*) FROM steps WHERE kl IS NULL AND kl_loss IS NULL"), 2);
     assert_int_equal((int)tt_query(dir, "SELECT count(*) FROM steps WHERE t_ref = 0 AND loss = policy_loss"), 2);
     snprintf(path, sizeof path, "%s/checkpoints/step-00000002/reference.safetensors", dir);
