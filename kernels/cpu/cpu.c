@@ -54,121 +54,6 @@ static void matmul_backward(float *din, float *dweight, float *dbias, const floa
     }
 }
 
-static float dot(const float *a, const float *b, int n) {
-    float acc = 0.0f;
-#pragma omp simd reduction(+ : acc)
-    for (int i = 0; i < n; i++) acc += a[i] * b[i];
-    return acc;
-}
-
-/* The reference row with vectorizable dot products (reassociated sums). */
-static void attention_row_forward(float *out, float *probs, const float *q, const float *k,
-                                  const float *v, int len, int kv_stride, int heads, int kv_heads,
-                                  int head_dim) {
-    int group = heads / kv_heads;
-    float scale = 1.0f / sqrtf((float)head_dim);
-    for (int h = 0; h < heads; h++) {
-        const float *qh = q + (size_t)h * head_dim;
-        size_t kv_off = (size_t)(h / group) * head_dim;
-        float *p = probs + (size_t)h * len;
-        float max = -INFINITY;
-        for (int j = 0; j < len; j++) {
-            p[j] = dot(qh, k + (size_t)j * kv_stride + kv_off, head_dim) * scale;
-            if (p[j] > max) max = p[j];
-        }
-        float sum = 0.0f;
-        for (int j = 0; j < len; j++) {
-            p[j] = expf(p[j] - max);
-            sum += p[j];
-        }
-        float inv = 1.0f / sum, *oh = out + (size_t)h * head_dim;
-        memset(oh, 0, sizeof(float) * head_dim);
-        for (int j = 0; j < len; j++) {
-            p[j] *= inv;
-            const float *vj = v + (size_t)j * kv_stride + kv_off;
-            float pj = p[j];
-#pragma omp simd
-            for (int d = 0; d < head_dim; d++) oh[d] += pj * vj[d];
-        }
-    }
-}
-
-static void attention_forward(float *out, float *probs, const float *q, const float *k,
-                              const float *v, const int *seq_start, int n_seqs, int heads,
-                              int kv_heads, int head_dim) {
-    int qd = heads * head_dim, kvd = kv_heads * head_dim;
-    for (int s = 0; s < n_seqs; s++) {
-        int start = seq_start[s], len = seq_start[s + 1] - start;
-        float *ps = probs + aha_attention_probs_offset(seq_start, s, heads);
-#pragma omp parallel for schedule(dynamic, 4)
-        for (int i = 0; i < len; i++) {
-            size_t t = (size_t)(start + i);
-            attention_row_forward(out + t * qd, ps + (size_t)heads * i * (i + 1) / 2, q + t * qd,
-                                  k + (size_t)start * kvd, v + (size_t)start * kvd, i + 1, kvd,
-                                  heads, kv_heads, head_dim);
-        }
-    }
-}
-
-/* One task per (sequence, KV head): the query heads of a group write only their own dq rows
- * and that KV head's dk/dv, so tasks never share an output. dP is computed once per row. */
-static void attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *q,
-                               const float *k, const float *v, const float *probs,
-                               const int *seq_start, int n_seqs, int heads, int kv_heads,
-                               int head_dim) {
-    int qd = heads * head_dim, kvd = kv_heads * head_dim, group = heads / kv_heads;
-    float scale = 1.0f / sqrtf((float)head_dim);
-    int max_len = 0;
-    for (int s = 0; s < n_seqs; s++)
-        if (seq_start[s + 1] - seq_start[s] > max_len) max_len = seq_start[s + 1] - seq_start[s];
-#pragma omp parallel
-    {
-        float *dp = malloc(sizeof(float) * (size_t)(max_len > 0 ? max_len : 1));
-#pragma omp for collapse(2) schedule(dynamic, 1)
-        for (int s = 0; s < n_seqs; s++) {
-            for (int kh = 0; kh < kv_heads; kh++) {
-                int start = seq_start[s], len = seq_start[s + 1] - start;
-                const float *ps = probs + aha_attention_probs_offset(seq_start, s, heads);
-                size_t kv_off = (size_t)kh * head_dim;
-                for (int i = 0; i < len; i++) {
-                    size_t t = (size_t)(start + i);
-                    for (int h = kh * group; h < (kh + 1) * group; h++) {
-                        const float *p = ps + (size_t)heads * i * (i + 1) / 2 + (size_t)h * (i + 1);
-                        const float *dy = dout + t * qd + (size_t)h * head_dim;
-                        const float *qh = q + t * qd + (size_t)h * head_dim;
-                        float *dqh = dq ? dq + t * qd + (size_t)h * head_dim : NULL;
-                        float rowdot = 0.0f;
-                        for (int j = 0; j <= i; j++) {
-                            dp[j] = dot(dy, v + (size_t)(start + j) * kvd + kv_off, head_dim);
-                            rowdot += p[j] * dp[j];
-                        }
-                        for (int j = 0; j <= i; j++) {
-                            size_t row_j = (size_t)(start + j) * kvd + kv_off;
-                            const float *kj = k + row_j;
-                            float ds = p[j] * (dp[j] - rowdot) * scale, pj = p[j];
-                            if (dqh) {
-#pragma omp simd
-                                for (int d = 0; d < head_dim; d++) dqh[d] += ds * kj[d];
-                            }
-                            if (dk) {
-                                float *dkj = dk + row_j;
-#pragma omp simd
-                                for (int d = 0; d < head_dim; d++) dkj[d] += ds * qh[d];
-                            }
-                            if (dv) {
-                                float *dvj = dv + row_j;
-#pragma omp simd
-                                for (int d = 0; d < head_dim; d++) dvj[d] += pj * dy[d];
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        free(dp);
-    }
-}
-
 static void logprob_forward(float *logprob, float *entropy, const float *logits,
                             const int *targets, int n, int vocab, float temperature) {
 #pragma omp parallel for schedule(static)
@@ -193,9 +78,9 @@ static const AhaKernels cpu_kernels = {
     .rmsnorm_backward = aha_cpu_rmsnorm_backward,
     .rope_forward = aha_cpu_rope_forward,
     .rope_backward = aha_cpu_rope_backward,
-    .attention_row_forward = attention_row_forward,
-    .attention_forward = attention_forward,
-    .attention_backward = attention_backward,
+    .attention_row_forward = aha_cpu_attention_row_forward,
+    .attention_forward = aha_cpu_attention_forward,
+    .attention_backward = aha_cpu_attention_backward,
     .swiglu_forward = aha_cpu_swiglu_forward,
     .swiglu_backward = aha_cpu_swiglu_backward,
     .logprob_forward = logprob_forward,

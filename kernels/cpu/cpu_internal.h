@@ -17,4 +17,16 @@ void aha_cpu_swiglu_forward(float *out, const float *gate, const float *up, size
 void aha_cpu_swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate,
                              const float *up, size_t n);
 
+/* attention.c */
+void aha_cpu_attention_row_forward(float *out, float *probs, const float *q, const float *k,
+                                   const float *v, int len, int kv_stride, int heads,
+                                   int kv_heads, int head_dim);
+void aha_cpu_attention_forward(float *out, float *probs, const float *q, const float *k,
+                               const float *v, const int *seq_start, int n_seqs, int heads,
+                               int kv_heads, int head_dim);
+void aha_cpu_attention_backward(float *dq, float *dk, float *dv, const float *dout,
+                                const float *q, const float *k, const float *v,
+                                const float *probs, const int *seq_start, int n_seqs, int heads,
+                                int kv_heads, int head_dim);
+
 #endif
