@@ -110,12 +110,37 @@ static void test_warmup_schedule(void **state) {
                  tt_query(dir, "SELECT lr FROM steps WHERE step = 1"), 0.001, 0.002);
 }
 
+/* A row the math reward cannot judge (empty gold) makes its group unscored: recorded with
+ * no total, left out of the update, counted. */
+static void test_unscored_groups_are_left_out(void **state) {
+    (void)state;
+    char data[8300], set[8400], dir[8300];
+    snprintf(data, sizeof data, "%s/unscored.jsonl", tmp);
+    FILE *f = fopen(data, "w");
+    assert_non_null(f);
+    fputs("{\"question\": \"1+2=\", \"answer\": \"\"}\n{\"question\": \"3+4=\", \"answer\": \"7\"}\n", f);
+    fclose(f);
+    snprintf(set, sizeof set, "data.train=%s", data);
+    run("unscored", dir, sizeof dir, set, "rollout.prompts_per_step=2", "data.shuffle=false", NULL);
+    assert_int_equal((int)tt_query(dir, "SELECT count(*) FROM steps WHERE groups_unscored = 1"), 2);
+    assert_int_equal((int)tt_query(dir, "SELECT count(*) FROM rollouts WHERE prompt_id = 0 AND reward IS NULL"
+                                        " AND advantage = 0"), 8);
+    assert_int_equal((int)tt_query(dir, "SELECT count(*) FROM rollouts WHERE prompt_id = 1 AND reward IS NOT NULL"), 8);
+    assert_int_equal((int)tt_query(dir, "SELECT count(*) FROM rewards WHERE name = 'math' AND score IS NULL"
+                                        " AND reason LIKE '%empty%'"), 8);
+    /* only the scored group's prompt + completion tokens went through training (x2 passes) */
+    double trained = tt_query(dir, "SELECT train_tokens FROM steps WHERE step = 0");
+    double expect = tt_query(dir, "SELECT 2 * sum(n_tokens + 4) FROM rollouts WHERE step = 0 AND prompt_id = 1");
+    assert_true(trained == expect);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_no_reference_when_beta_is_zero, setup_tmp, teardown_tmp),
         cmocka_unit_test_setup_teardown(test_loss_variants_run, setup_tmp, teardown_tmp),
         cmocka_unit_test_setup_teardown(test_mask_truncated, setup_tmp, teardown_tmp),
         cmocka_unit_test_setup_teardown(test_warmup_schedule, setup_tmp, teardown_tmp),
+        cmocka_unit_test_setup_teardown(test_unscored_groups_are_left_out, setup_tmp, teardown_tmp),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
