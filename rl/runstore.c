@@ -38,7 +38,7 @@ static const AhaStepColumn step_columns[] = {
     COLUMN(len_min, 0, "shortest completion"),
     COLUMN(len_max, 0, "longest completion"),
     COLUMN(frac_truncated, 0, "share of completions stopped by max_new_tokens"),
-    COLUMN(think_frac, 0, "share of completions containing \"<think>\""),
+    COLUMN(think_frac, 0, "share of completions that reason: containing \"<think>\" (\"</think>\" when the prompt opens it)"),
     COLUMN(groups_all_equal, 0, "groups whose rewards were all equal (no signal) in the batch"),
     COLUMN(groups_unscored, 0, "groups excluded because a sample had no score"),
     COLUMN(groups_dropped, 0, "groups dropped by dynamic sampling"),

@@ -16,6 +16,8 @@ void step_metrics_fill(const RecordContext *c, const StepBatch *b, const UpdateS
     double sum = 0, sum2 = 0, acc = 0, think = 0, len = 0, trunc = 0;
     double len_min = INFINITY, len_max = -INFINITY;
     long scored = 0, samples = 0;
+    /* with data.open_think the prompt ends in "<think>": closing it is the sign of reasoning */
+    const char *think_tag = r->data.open_think ? "</think>" : "<think>";
     int all_equal = 0, unscored = 0;
     for (int i = 0; i < b->n_groups; i++) {
         const StepGroup *g = &b->groups[i];
@@ -30,7 +32,7 @@ void step_metrics_fill(const RecordContext *c, const StepBatch *b, const UpdateS
                 scored++;
             }
             if (c->accuracy_comp >= 0 && g->scores[s * K + c->accuracy_comp] >= 1.0) acc++;
-            if (strstr(g->text[s], "<think>")) think++;
+            if (strstr(g->text[s], think_tag)) think++;
             len += cp->n_tokens;
             len_min = cp->n_tokens < len_min ? cp->n_tokens : len_min;
             len_max = cp->n_tokens > len_max ? cp->n_tokens : len_max;

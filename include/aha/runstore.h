@@ -24,7 +24,7 @@ typedef struct {
     double ratio_min, ratio_mean, ratio_max;
     double len_mean, len_min, len_max; /* completion tokens */
     double frac_truncated;             /* share of completions stopped by max_new_tokens */
-    double think_frac;                 /* share of completions containing "<think>" */
+    double think_frac;                 /* share containing "<think>" ("</think>" with open_think) */
     double groups_all_equal, groups_unscored, groups_dropped, resample_rounds;
     double lr, grad_norm;
     double aux_loss, expert_balance; /* router loss; max/mean expert load (1 = balanced) */

@@ -146,6 +146,21 @@ static void test_reference_refresh(void **state) {
     assert_int_equal((int)tt_query(dir, "SELECT count(*) FROM steps WHERE step IN (1, 3) AND kl > 0"), 2);
 }
 
+/* With data.open_think the prompt ends in "<think>": think_frac counts closed blocks. */
+static void test_think_share_with_open_think(void **state) {
+    (void)state;
+    char dir[8300];
+    run("open_think", dir, sizeof dir, "data.open_think=true", NULL);
+    assert_int_equal((int)tt_query(dir, "SELECT count(*) FROM prompts WHERE text LIKE '%<think>'"),
+                     (int)tt_query(dir, "SELECT count(*) FROM prompts"));
+    for (int step = 0; step < 2; step++) {
+        char sql[256], want[256];
+        snprintf(sql, sizeof sql, "SELECT think_frac FROM steps WHERE step = %d", step);
+        snprintf(want, sizeof want, "SELECT avg(instr(completion, '</think>') > 0) FROM rollouts WHERE step = %d", step);
+        assert_true(tt_query(dir, sql) == tt_query(dir, want));
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_no_reference_when_beta_is_zero, setup_tmp, teardown_tmp),
@@ -154,6 +169,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_warmup_schedule, setup_tmp, teardown_tmp),
         cmocka_unit_test_setup_teardown(test_unscored_groups_are_left_out, setup_tmp, teardown_tmp),
         cmocka_unit_test_setup_teardown(test_reference_refresh, setup_tmp, teardown_tmp),
+        cmocka_unit_test_setup_teardown(test_think_share_with_open_think, setup_tmp, teardown_tmp),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
