@@ -237,7 +237,23 @@ static void backward_avx2(float *dq, float *dk, float *dv, const float *dout, co
             for (int j = 0; j <= i; j++) dsi[j] = p[j] * (dsi[j] - rowdot) * scale;
             if (dq) {
                 float *dqi = dq + (size_t)(start + i) * qd + (size_t)h * head_dim;
-                for (int d = 0; d < head_dim; d += 8) {
+                int d = 0;
+                for (; d + 32 <= head_dim; d += 32) {
+                    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+                    for (int j = 0; j <= i; j++) {
+                        __m256 b = _mm256_set1_ps(dsi[j]);
+                        const float *kj = kb + (size_t)j * kvd + d;
+                        a0 = _mm256_fmadd_ps(b, _mm256_loadu_ps(kj), a0);
+                        a1 = _mm256_fmadd_ps(b, _mm256_loadu_ps(kj + 8), a1);
+                        a2 = _mm256_fmadd_ps(b, _mm256_loadu_ps(kj + 16), a2);
+                        a3 = _mm256_fmadd_ps(b, _mm256_loadu_ps(kj + 24), a3);
+                    }
+                    _mm256_storeu_ps(dqi + d, _mm256_add_ps(_mm256_loadu_ps(dqi + d), a0));
+                    _mm256_storeu_ps(dqi + d + 8, _mm256_add_ps(_mm256_loadu_ps(dqi + d + 8), a1));
+                    _mm256_storeu_ps(dqi + d + 16, _mm256_add_ps(_mm256_loadu_ps(dqi + d + 16), a2));
+                    _mm256_storeu_ps(dqi + d + 24, _mm256_add_ps(_mm256_loadu_ps(dqi + d + 24), a3));
+                }
+                for (; d < head_dim; d += 8) {
                     __m256 a = _mm256_setzero_ps();
                     for (int j = 0; j <= i; j++)
                         a = _mm256_fmadd_ps(_mm256_set1_ps(dsi[j]), _mm256_loadu_ps(kb + (size_t)j * kvd + d), a);
@@ -247,7 +263,40 @@ static void backward_avx2(float *dq, float *dk, float *dv, const float *dout, co
         }
         if (!dk && !dv) continue;
         for (int j = 0; j < len; j++) {
-            for (int d = 0; d < head_dim; d += 8) {
+            size_t at = (size_t)(start + j) * kvd + (size_t)kh * head_dim;
+            int d = 0;
+            /* 32 columns at a time: eight accumulators, one broadcast of dS and P per row */
+            for (; d + 32 <= head_dim; d += 32) {
+                __m256 k0 = _mm256_setzero_ps(), k1 = k0, k2 = k0, k3 = k0;
+                __m256 v0 = k0, v1 = k0, v2 = k0, v3 = k0;
+                for (int i = j; i < len; i++) {
+                    __m256 bs = _mm256_set1_ps(ds[(size_t)i * (i + 1) / 2 + j]);
+                    __m256 bp = _mm256_set1_ps(P_AT(i, j));
+                    const float *qi = qb + (size_t)i * qd + d, *dyi = dyb + (size_t)i * qd + d;
+                    k0 = _mm256_fmadd_ps(bs, _mm256_loadu_ps(qi), k0);
+                    k1 = _mm256_fmadd_ps(bs, _mm256_loadu_ps(qi + 8), k1);
+                    k2 = _mm256_fmadd_ps(bs, _mm256_loadu_ps(qi + 16), k2);
+                    k3 = _mm256_fmadd_ps(bs, _mm256_loadu_ps(qi + 24), k3);
+                    v0 = _mm256_fmadd_ps(bp, _mm256_loadu_ps(dyi), v0);
+                    v1 = _mm256_fmadd_ps(bp, _mm256_loadu_ps(dyi + 8), v1);
+                    v2 = _mm256_fmadd_ps(bp, _mm256_loadu_ps(dyi + 16), v2);
+                    v3 = _mm256_fmadd_ps(bp, _mm256_loadu_ps(dyi + 24), v3);
+                }
+#define ADD_TO(dst, off, x) _mm256_storeu_ps((dst) + at + d + (off), _mm256_add_ps(_mm256_loadu_ps((dst) + at + d + (off)), x))
+                if (dk) {
+                    ADD_TO(dk, 0, k0);
+                    ADD_TO(dk, 8, k1);
+                    ADD_TO(dk, 16, k2);
+                    ADD_TO(dk, 24, k3);
+                }
+                if (dv) {
+                    ADD_TO(dv, 0, v0);
+                    ADD_TO(dv, 8, v1);
+                    ADD_TO(dv, 16, v2);
+                    ADD_TO(dv, 24, v3);
+                }
+            }
+            for (; d < head_dim; d += 8) {
                 __m256 ak = _mm256_setzero_ps(), av = ak;
                 for (int i = j; i < len; i++) {
                     ak = _mm256_fmadd_ps(_mm256_set1_ps(ds[(size_t)i * (i + 1) / 2 + j]),
@@ -255,9 +304,9 @@ static void backward_avx2(float *dq, float *dk, float *dv, const float *dout, co
                     av = _mm256_fmadd_ps(_mm256_set1_ps(P_AT(i, j)),
                                          _mm256_loadu_ps(dyb + (size_t)i * qd + d), av);
                 }
-                size_t at = (size_t)(start + j) * kvd + (size_t)kh * head_dim + d;
-                if (dk) _mm256_storeu_ps(dk + at, _mm256_add_ps(_mm256_loadu_ps(dk + at), ak));
-                if (dv) _mm256_storeu_ps(dv + at, _mm256_add_ps(_mm256_loadu_ps(dv + at), av));
+                if (dk) ADD_TO(dk, 0, ak);
+                if (dv) ADD_TO(dv, 0, av);
+#undef ADD_TO
             }
         }
 #undef P_AT
