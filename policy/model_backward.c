@@ -23,8 +23,13 @@ typedef struct {
     float *ffn;     /* ffn_backward_scratch */
 } Grads;
 
-/* Rows per chunk of the LM head in backward. */
-static int head_rows(int T) { return T < 64 ? T : 64; }
+/* Rows per chunk of the LM head in backward: about 256K logits (two such buffers live at
+ * once), at least 64 rows; small vocabularies get few large products. */
+static int head_rows(const AhaModelConfig *c, int T) {
+    int rows = (int)((size_t)(1 << 18) / (size_t)c->vocab_size);
+    if (rows < 64) rows = 64;
+    return rows < T ? rows : T;
+}
 
 static size_t carve(const AhaModelConfig *c, int T, int C, float *base, Grads *g) {
     size_t n = (size_t)T, H = c->hidden_size, QD = (size_t)c->num_heads * c->head_dim,
@@ -94,8 +99,8 @@ static void backward_part(const AhaModel *m, ActsPart *A, AhaParams *grads,
     const AhaModelConfig *c = &m->cfg;
     int T = A->T, H = c->hidden_size;
     Grads g;
-    carve(c, T, head_rows(T), A->scratch, &g);
-    head_backward(m, A, grads, dlogprob, temperature, &g, head_rows(T));
+    carve(c, T, head_rows(c, T), A->scratch, &g);
+    head_backward(m, A, grads, dlogprob, temperature, &g, head_rows(c, T));
     for (int l = c->num_layers - 1; l >= 0; l--)
         layer_backward(m, A, &grads->layers[l], l, &g, aux);
     float *gemb = grads->embed_tokens;
@@ -148,7 +153,7 @@ static void rebase_params(AhaParams *out, AhaLayerWeights *layers, const AhaPara
 /* Scratch for one part, and for parts after the first a private gradient arena. */
 static int prepare_part(AhaModel *m, ActsPart *p, int index) {
     Grads counted;
-    size_t need = carve(&m->cfg, p->T, head_rows(p->T), NULL, &counted);
+    size_t need = carve(&m->cfg, p->T, head_rows(&m->cfg, p->T), NULL, &counted);
     if (need > p->scratch_capacity) {
         free(p->scratch);
         p->scratch_capacity = 0;
