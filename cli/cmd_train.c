@@ -24,7 +24,7 @@ static int run_training(const AhaRecipe *recipe, const char *resume) {
     struct sigaction sa = {0}, old;
     sa.sa_handler = on_sigint;
     sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESETHAND;
+    sa.sa_flags = SA_RESETHAND | SA_RESTART; /* no EINTR in the reward workers, SQLite */
     stop_requested = 0;
     if (sigaction(SIGINT, &sa, &old) != 0) {
         perror("aha train: sigaction");
