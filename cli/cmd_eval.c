@@ -3,18 +3,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "aha/error.h"
 #include "aha/model_io.h"
+#include "aha/trainer.h"
 #include "aha/trainloop.h"
 #include "cli.h"
 
 static const char usage[] =
     "usage: aha eval --model DIR --data FILE.jsonl [options]\n\n"
-    "Measures a model (a Hugging Face directory with tokenizer.json, e.g. a checkpoint's\n"
-    "policy/) on a JSONL data set with the math reward: greedy accuracy, and mean@k, the\n"
-    "mean accuracy of k samples per prompt at the given temperature.\n\n"
-    "  --model DIR            model directory (config.json, safetensors, tokenizer.json)\n"
+    "Measures a model on a JSONL data set with the math reward: greedy accuracy, and\n"
+    "mean@k, the mean accuracy of k samples per prompt at the given temperature.\n\n"
+    "  --model DIR            a model directory (config.json, safetensors, tokenizer.json),\n"
+    "                         a checkpoint (its policy/), or a run directory (the policy of\n"
+    "                         its newest checkpoint)\n"
     "  --data FILE            JSONL rows with a question and an answer field\n"
     "  -k, --k K              samples per prompt for mean@k (default 4; 0 = greedy only)\n"
     "  --limit N              only the first N rows (default 0 = all)\n"
@@ -67,6 +70,33 @@ static int parse_template(const char *text, AhaTemplate *out) {
         }
     cli_usage_error("eval", "--template expects r1_zero, plain or qwen_chat, got '%s'", text);
     return -1;
+}
+
+static int exists(const char *dir, const char *name) {
+    char path[8400];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return access(path, F_OK) == 0;
+}
+
+/* --model may name a model directory, a checkpoint (its policy/), or a run directory (the
+ * policy of its newest checkpoint). */
+static int resolve_model_dir(const char *dir, char *out, size_t cap) {
+    snprintf(out, cap, "%s", dir);
+    if (exists(dir, "config.json")) return 0;
+    if (exists(dir, "policy/config.json")) {
+        snprintf(out, cap, "%s/policy", dir);
+        return 0;
+    }
+    if (exists(dir, "checkpoints")) {
+        int step;
+        char *ck = NULL;
+        if (aha_checkpoint_latest(dir, &step, &ck) != 0) return -1;
+        if (!ck) return aha_errorf("%s: the run has no complete checkpoint yet", dir);
+        snprintf(out, cap, "%s/policy", ck);
+        free(ck);
+        fprintf(stderr, "aha eval: %s: the newest checkpoint, step %d\n", dir, step);
+    }
+    return 0;
 }
 
 int cmd_eval(int argc, char **argv) {
@@ -144,6 +174,9 @@ int cmd_eval(int argc, char **argv) {
     cfg.seed = (uint64_t)seed;
     cfg.stop = stops;
     cfg.n_stop = n_stop;
+    char resolved[8400];
+    if (resolve_model_dir(model_dir, resolved, sizeof resolved) != 0) return cli_fail("eval");
+    model_dir = resolved;
     AhaModel *m = aha_model_load_dir(model_dir, NULL);
     if (!m) return cli_fail("eval");
     AhaTokenizer *tok = aha_tokenizer_load(model_dir);

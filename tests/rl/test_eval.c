@@ -121,11 +121,36 @@ static void test_eval_command(void **state) {
     assert_int_equal(tt_system("grep -q '^prompts      2 ' '%s/out.txt' && ! grep -q mean@ '%s/out.txt'", tmp, tmp), 0);
 }
 
+/* --model takes a run directory (its newest checkpoint) or a checkpoint directory too. */
+static void test_eval_of_a_run(void **state) {
+    (void)state;
+    const char *bin = tt_bin();
+    if (!bin) skip();
+    char run[8300];
+    snprintf(run, sizeof run, "%s/run", tmp);
+    assert_int_equal(tt_system("'%s' train " TINY_RECIPE " --set run.output_dir='%s' --set run.steps=2 "
+                               "--set run.eval_every=0 --set run.checkpoint_every=1 > /dev/null", bin, run), 0);
+    const char *args = "--data " EVAL_DATA " --template plain -k 2 --max-new-tokens 6 --threads 1 --json";
+    assert_int_equal(tt_system("'%s' eval --model '%s' %s > '%s/a.json' 2> '%s/a.err'", bin, run, args, tmp, tmp), 0);
+    assert_int_equal(tt_system("grep -q 'newest checkpoint, step 2' '%s/a.err'", tmp), 0);
+    assert_int_equal(tt_system("'%s' eval --model '%s/checkpoints/step-00000002' %s > '%s/b.json'", bin, run, args, tmp), 0);
+    assert_int_equal(tt_system("'%s' eval --model '%s/checkpoints/step-00000001/policy' %s > '%s/c.json'", bin, run,
+                               args, tmp), 0);
+    /* the same model gives the same figures (the time aside) */
+    assert_int_equal(tt_system("cut -d, -f1-5 '%s/a.json' > '%s/a.txt' && cut -d, -f1-5 '%s/b.json' > '%s/b.txt' && "
+                               "cmp -s '%s/a.txt' '%s/b.txt'", tmp, tmp, tmp, tmp, tmp, tmp), 0);
+    /* a run without a complete checkpoint */
+    assert_int_equal(tt_system("rm -rf '%s/checkpoints/'step-* && '%s' eval --model '%s' %s 2> '%s/d.err'", run, bin,
+                               run, args, tmp), 1);
+    assert_int_equal(tt_system("grep -q 'no complete checkpoint' '%s/d.err'", tmp), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_eval_counts_and_is_deterministic),
         cmocka_unit_test(test_eval_bad_input),
         cmocka_unit_test(test_eval_command),
+        cmocka_unit_test(test_eval_of_a_run),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
