@@ -20,7 +20,7 @@ static void on_sigint(int sig) {
 }
 
 /* SIGINT (Ctrl-C) asks the loop to stop after the current step, checkpointing first. */
-static int run_training(const AhaRecipe *recipe, const char *resume) {
+static int run_training(const AhaRecipe *recipe, const char *resume, const char *const *sets, int n_sets) {
     struct sigaction sa = {0}, old;
     sa.sa_handler = on_sigint;
     sigemptyset(&sa.sa_mask);
@@ -30,7 +30,7 @@ static int run_training(const AhaRecipe *recipe, const char *resume) {
         perror("aha train: sigaction");
         return 1;
     }
-    AhaTrainOptions options = {.out = stdout, .stop = &stop_requested};
+    AhaTrainOptions options = {.out = stdout, .stop = &stop_requested, .resume_sets = sets, .n_resume_sets = n_sets};
     int rc = resume ? aha_train_resume(resume, &options) : aha_train(recipe, &options);
     sigaction(SIGINT, &old, NULL);
     if (rc != 0) return cli_fail("train");
@@ -39,7 +39,7 @@ static int run_training(const AhaRecipe *recipe, const char *resume) {
 
 static const char usage[] =
     "usage: aha train RECIPE.yaml [--set KEY=VALUE]... [--dry-run]\n"
-    "       aha train --resume RUN_DIR\n\n"
+    "       aha train --resume RUN_DIR [--set run.steps=N]...\n\n"
     "Runs GRPO as the recipe says in run.output_dir (RUN_DIR): every step and rollout in\n"
     "RUN_DIR/run.db, checkpoints in RUN_DIR/checkpoints, the resolved recipe in\n"
     "RUN_DIR/recipe.yaml, one progress line per step on stdout (and run.log_file).\n"
@@ -50,7 +50,10 @@ static const char usage[] =
     "                   one reward's key: --set rewards.0.weight=0.5)\n"
     "  --dry-run        check the recipe and print it resolved (defaults filled in) as YAML\n"
     "  --resume RUN_DIR continue a run from its newest checkpoint with RUN_DIR/recipe.yaml\n"
-    "                   (steps recorded after that checkpoint are replaced)\n"
+    "                   (steps recorded after that checkpoint are replaced); --set may\n"
+    "                   change run.steps (e.g. to train longer), run.eval_every,\n"
+    "                   run.checkpoint_every, run.keep_checkpoints, run.max_nan_skips,\n"
+    "                   run.log_file\n"
     "  -h, --help       this help\n\n"
     "Every recipe key is listed in docs/recipes.md.\n";
 
@@ -84,10 +87,11 @@ int cmd_train(int argc, char **argv) {
         }
     }
     if (resume) {
-        int extra = optind < argc || args.dry_run || args.n_sets > 0;
+        int extra = optind < argc || args.dry_run;
+        int status = extra ? cli_usage_error("train", "--resume takes no recipe and no --dry-run")
+                           : run_training(NULL, resume, args.sets, args.n_sets);
         cli_recipe_args_free(&args);
-        if (extra) return cli_usage_error("train", "--resume takes no recipe, no --set and no --dry-run");
-        return run_training(NULL, resume);
+        return status;
     }
     if (optind != argc - 1) {
         cli_recipe_args_free(&args);
@@ -102,7 +106,7 @@ int cmd_train(int argc, char **argv) {
     if (args.dry_run)
         status = cli_recipe_dry_run("train", &recipe);
     else
-        status = run_training(&recipe, NULL);
+        status = run_training(&recipe, NULL, NULL, 0);
     aha_recipe_free(&recipe);
     return status;
 }

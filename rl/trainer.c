@@ -57,16 +57,54 @@ static void trainer_free(Trainer *t) {
     aha_recipe_free(&t->recipe);
 }
 
-/* FNV-1a 64 of the resolved recipe: a resume refuses a recipe that changed. The leading
- * comment lines (which name the file it came from) are left out. */
-static void recipe_digest(const char *yaml, char out[65]) {
-    while (*yaml == '#') {
-        const char *nl = strchr(yaml, '\n');
-        yaml = nl ? nl + 1 : yaml + strlen(yaml);
+/* The keys a resume may change (aha train --resume RUN_DIR --set KEY=VALUE): they steer
+ * the bookkeeping, not the trajectory (run.steps moves the end, and with it a cosine
+ * schedule's decay). run.output_dir is ignored on resume (the run is where it is now). */
+static const char *const resumable_keys[] = {"run.steps", "run.eval_every", "run.checkpoint_every",
+                                             "run.keep_checkpoints", "run.max_nan_skips", "run.log_file"};
+#define N_RESUMABLE (int)(sizeof resumable_keys / sizeof resumable_keys[0])
+
+static int resumable_line(const char *section, const char *line, size_t len) {
+    if (strcmp(section, "run") != 0 || len < 3 || line[0] != ' ' || line[1] != ' ') return 0;
+    if (len > 13 && strncmp(line + 2, "output_dir:", 11) == 0) return 1;
+    for (int i = 0; i < N_RESUMABLE; i++) {
+        const char *key = resumable_keys[i] + 4; /* after "run." */
+        size_t k = strlen(key);
+        if (len > k + 2 && strncmp(line + 2, key, k) == 0 && line[2 + k] == ':') return 1;
     }
+    return 0;
+}
+
+/* FNV-1a 64 of the resolved recipe: a resume refuses a recipe that changed. Comment lines
+ * (the first names the file it came from) and the resumable run keys are left out. */
+static void recipe_digest(const char *yaml, char out[65]) {
     uint64_t h = 0xcbf29ce484222325ull;
-    for (const unsigned char *p = (const unsigned char *)yaml; *p; p++) h = (h ^ *p) * 0x100000001b3ull;
+    char section[64] = "";
+    for (const char *line = yaml; *line;) {
+        const char *nl = strchr(line, '\n');
+        size_t len = nl ? (size_t)(nl - line) + 1 : strlen(line);
+        if (line[0] != ' ' && line[0] != '#') {
+            size_t n = strcspn(line, ":\n");
+            snprintf(section, sizeof section, "%.*s", (int)(n < 63 ? n : 63), line);
+        }
+        if (line[0] != '#' && !resumable_line(section, line, len))
+            for (size_t i = 0; i < len; i++) h = (h ^ (unsigned char)line[i]) * 0x100000001b3ull;
+        line += len;
+    }
     snprintf(out, 65, "fnv1a64:%016llx", (unsigned long long)h);
+}
+
+static int check_resume_sets(const AhaTrainOptions *o) {
+    for (int i = 0; o && i < o->n_resume_sets; i++) {
+        const char *set = o->resume_sets[i];
+        size_t k = strcspn(set, "=");
+        int ok = 0;
+        for (int j = 0; j < N_RESUMABLE && !ok; j++)
+            ok = strlen(resumable_keys[j]) == k && strncmp(set, resumable_keys[j], k) == 0;
+        AHA_REQUIRE(ok, "--set %s: a resumed run can change only run.steps, run.eval_every, run.checkpoint_every, "
+                        "run.keep_checkpoints, run.max_nan_skips and run.log_file", set);
+    }
+    return 0;
 }
 
 static char *recipe_to_yaml(const AhaRecipe *r) {
@@ -364,7 +402,10 @@ int aha_train_resume(const char *run_dir, const AhaTrainOptions *options) {
     char path[4200];
     snprintf(path, sizeof path, "%s/recipe.yaml", run_dir);
     if (access(path, F_OK) != 0) return aha_error_errno("%s: not a run directory (no recipe.yaml)", run_dir);
-    if (aha_recipe_load(path, NULL, 0, &t.recipe) != 0) return aha_error_prefix("resuming %s", run_dir);
+    AHA_TRY(check_resume_sets(options));
+    if (aha_recipe_load(path, options ? options->resume_sets : NULL, options ? options->n_resume_sets : 0,
+                        &t.recipe) != 0)
+        return aha_error_prefix("resuming %s", run_dir);
     t.r = &t.recipe;
     int rc = setup(&t);
     if (rc == 0) rc = open_log(&t);
@@ -383,6 +424,7 @@ int aha_train_resume(const char *run_dir, const AhaTrainOptions *options) {
         if (rc == 0) rc = aha_data_order_seek(&t.order, t.state.data_epoch, t.state.data_position);
     }
     free(ck);
+    if (rc == 0 && options && options->n_resume_sets > 0) rc = write_text(path, t.recipe_yaml); /* the new values */
     if (rc == 0) rc = open_store(&t);
     if (rc == 0) rc = aha_runstore_truncate_after(t.store, t.state.step - 1);
     if (rc == 0) rc = train_loop(&t, options);

@@ -24,6 +24,11 @@ typedef struct {
      * poison m->grads); NULL = none. Returns 0, or -1 to abort the run. */
     int (*after_backward)(void *ctx, int step, AhaModel *m);
     void *hook_ctx;
+    /* aha_train_resume only: "key=value" overrides of RUN_DIR/recipe.yaml, limited to
+     * run.steps, run.eval_every, run.checkpoint_every, run.keep_checkpoints,
+     * run.max_nan_skips and run.log_file (written back to recipe.yaml). */
+    const char *const *resume_sets;
+    int n_resume_sets;
 } AhaTrainOptions;
 
 /* Starts a run in recipe->run.output_dir (which must not hold a run.db yet): writes

@@ -219,12 +219,42 @@ static void test_bf16_checkpoint_resumes_exactly(void **state) {
                                "'%s/checkpoints/step-00000004/optimizer.safetensors'", a, b), 0);
 }
 
+/* A finished run trained further: --resume with --set run.steps=N records what a run of
+ * N steps from the start records (constant learning rate); only bookkeeping keys may
+ * change. */
+static void test_extend_a_finished_run(void **state) {
+    (void)state;
+    const char *bin = tt_bin();
+    if (!bin) skip();
+    char a[4300], b[4300];
+    snprintf(a, sizeof a, "%s/long", tmp);
+    snprintf(b, sizeof b, "%s/extended", tmp);
+    const char *common = "--set optim.schedule=constant --set rollout.max_new_tokens=6 --set run.eval_every=2";
+    assert_int_equal(tt_system("'%s' train %s --set run.output_dir='%s' %s --set run.steps=5 > /dev/null", bin,
+                               TINY_RECIPE, a, common), 0);
+    assert_int_equal(tt_system("'%s' train %s --set run.output_dir='%s' %s --set run.steps=3 > /dev/null", bin,
+                               TINY_RECIPE, b, common), 0);
+    assert_int_equal(tt_system("'%s' train --resume '%s' --set optim.lr=1 2> '%s/err.txt'", bin, b, tmp), 1);
+    assert_int_equal(tt_system("grep -q 'can change only run.steps' '%s/err.txt'", tmp), 0);
+    assert_int_equal(tt_system("'%s' train --resume '%s' --set run.steps=5 --set run.keep_checkpoints=4 > '%s/out.txt'",
+                               bin, b, tmp), 0);
+    assert_int_equal(tt_system("grep -q 'resuming at step 4 of 5' '%s/out.txt'", tmp), 0);
+    assert_int_equal(tt_system("grep -q '^  steps: 5' '%s/recipe.yaml'", b), 0);
+    char *da = tt_dump_run(a), *db = tt_dump_run(b);
+    assert_non_null(da);
+    assert_non_null(db);
+    assert_true(tt_same_dump(da, db));
+    free(da);
+    free(db);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sigkill_and_resume),
         cmocka_unit_test(test_sigint_stops_after_the_step),
         cmocka_unit_test(test_resume_with_only_a_partial_checkpoint),
         cmocka_unit_test(test_bf16_checkpoint_resumes_exactly),
+        cmocka_unit_test(test_extend_a_finished_run),
         cmocka_unit_test(test_resume_refuses_a_changed_recipe),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
