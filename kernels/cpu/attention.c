@@ -110,29 +110,100 @@ static void softmax_inplace(float *p, int len) {
     for (; j < len; j++) p[j] *= sinv;
 }
 
+/* dot4 for two query rows against the same four keys: each key row is loaded once. The
+ * results are the same bits as two dot4 calls. */
+static inline void dot4x2(__m128 *r0, __m128 *r1, const float *a0, const float *a1,
+                          const float *b, size_t stride, int n) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0, t0 = s0, t1 = s0, t2 = s0, t3 = s0;
+    for (int d = 0; d < n; d += 8) {
+        __m256 x = _mm256_loadu_ps(a0 + d), y = _mm256_loadu_ps(a1 + d), kb;
+        kb = _mm256_loadu_ps(b + d);
+        s0 = _mm256_fmadd_ps(x, kb, s0);
+        t0 = _mm256_fmadd_ps(y, kb, t0);
+        kb = _mm256_loadu_ps(b + stride + d);
+        s1 = _mm256_fmadd_ps(x, kb, s1);
+        t1 = _mm256_fmadd_ps(y, kb, t1);
+        kb = _mm256_loadu_ps(b + 2 * stride + d);
+        s2 = _mm256_fmadd_ps(x, kb, s2);
+        t2 = _mm256_fmadd_ps(y, kb, t2);
+        kb = _mm256_loadu_ps(b + 3 * stride + d);
+        s3 = _mm256_fmadd_ps(x, kb, s3);
+        t3 = _mm256_fmadd_ps(y, kb, t3);
+    }
+#define HALVES(s) _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1))
+    *r0 = _mm_hadd_ps(_mm_hadd_ps(HALVES(s0), HALVES(s1)), _mm_hadd_ps(HALVES(s2), HALVES(s3)));
+    *r1 = _mm_hadd_ps(_mm_hadd_ps(HALVES(t0), HALVES(t1)), _mm_hadd_ps(HALVES(t2), HALVES(t3)));
+#undef HALVES
+}
+
+/* dots() for two query rows at once (same results as two calls) */
+static void dots2(float *dst0, float *dst1, const float *a0, const float *a1, const float *b,
+                  size_t stride, int len, int n, float scale) {
+    int j = 0;
+    __m128 vs = _mm_set1_ps(scale);
+    for (; j + 4 <= len; j += 4) {
+        __m128 r0, r1;
+        dot4x2(&r0, &r1, a0, a1, b + j * stride, stride, n);
+        _mm_storeu_ps(dst0 + j, _mm_mul_ps(r0, vs));
+        _mm_storeu_ps(dst1 + j, _mm_mul_ps(r1, vs));
+    }
+    for (; j < len; j++) {
+        dst0[j] = dot1(a0, b + j * stride, n) * scale;
+        dst1[j] = dot1(a1, b + j * stride, n) * scale;
+    }
+}
+
+/* out[d] = sum_j p[j] v_j[d] for `nh` (1 or 2) heads sharing the value rows: even and odd j
+ * in two chains per head, summed at the end (the same bits for one head or two). */
+static void weighted_values(float *out0, float *out1, const float *p0, const float *p1,
+                            const float *v, size_t stride, int len, int head_dim) {
+    for (int d = 0; d < head_dim; d += 8) {
+        const float *vd = v + d;
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, b0 = a0, b1 = a0;
+        int j = 0;
+        for (; j + 2 <= len; j += 2) {
+            __m256 x0 = _mm256_loadu_ps(vd + (size_t)j * stride);
+            __m256 x1 = _mm256_loadu_ps(vd + (size_t)(j + 1) * stride);
+            a0 = _mm256_fmadd_ps(_mm256_set1_ps(p0[j]), x0, a0);
+            a1 = _mm256_fmadd_ps(_mm256_set1_ps(p0[j + 1]), x1, a1);
+            if (p1) {
+                b0 = _mm256_fmadd_ps(_mm256_set1_ps(p1[j]), x0, b0);
+                b1 = _mm256_fmadd_ps(_mm256_set1_ps(p1[j + 1]), x1, b1);
+            }
+        }
+        if (j < len) {
+            __m256 x0 = _mm256_loadu_ps(vd + (size_t)j * stride);
+            a0 = _mm256_fmadd_ps(_mm256_set1_ps(p0[j]), x0, a0);
+            if (p1) b0 = _mm256_fmadd_ps(_mm256_set1_ps(p1[j]), x0, b0);
+        }
+        _mm256_storeu_ps(out0 + d, _mm256_add_ps(a0, a1));
+        if (p1) _mm256_storeu_ps(out1 + d, _mm256_add_ps(b0, b1));
+    }
+}
+
+/* Query heads of one KV group go two at a time, so each key and value row is loaded once
+ * for both; every head's numbers are the same as when computed alone. */
 static void row_forward_avx2(float *out, float *probs, const float *q, const float *k,
                              const float *v, int len, int kv_stride, int heads, int kv_heads,
                              int head_dim) {
     int group = heads / kv_heads;
     float scale = 1.0f / sqrtf((float)head_dim);
-    for (int h = 0; h < heads; h++) {
+    for (int h = 0; h < heads;) {
         size_t kv_off = (size_t)(h / group) * head_dim;
-        float *p = probs + (size_t)h * len, *oh = out + (size_t)h * head_dim;
-        dots(p, q + (size_t)h * head_dim, k + kv_off, (size_t)kv_stride, len, head_dim, scale);
-        softmax_inplace(p, len);
-        for (int d = 0; d < head_dim; d += 8) {
-            const float *vd = v + kv_off + d;
-            __m256 a0 = _mm256_setzero_ps(), a1 = a0;
-            int j = 0;
-            for (; j + 2 <= len; j += 2) {
-                a0 = _mm256_fmadd_ps(_mm256_set1_ps(p[j]), _mm256_loadu_ps(vd + (size_t)j * kv_stride), a0);
-                a1 = _mm256_fmadd_ps(_mm256_set1_ps(p[j + 1]),
-                                     _mm256_loadu_ps(vd + (size_t)(j + 1) * kv_stride), a1);
-            }
-            if (j < len)
-                a0 = _mm256_fmadd_ps(_mm256_set1_ps(p[j]), _mm256_loadu_ps(vd + (size_t)j * kv_stride), a0);
-            _mm256_storeu_ps(oh + d, _mm256_add_ps(a0, a1));
+        int pair = h + 1 < heads && (h + 1) / group == h / group;
+        float *p0 = probs + (size_t)h * len, *p1 = pair ? p0 + len : NULL;
+        float *o0 = out + (size_t)h * head_dim, *o1 = pair ? o0 + head_dim : NULL;
+        const float *q0 = q + (size_t)h * head_dim;
+        if (pair) {
+            dots2(p0, p1, q0, q0 + head_dim, k + kv_off, (size_t)kv_stride, len, head_dim, scale);
+            softmax_inplace(p0, len);
+            softmax_inplace(p1, len);
+        } else {
+            dots(p0, q0, k + kv_off, (size_t)kv_stride, len, head_dim, scale);
+            softmax_inplace(p0, len);
         }
+        weighted_values(o0, o1, p0, p1, v + kv_off, (size_t)kv_stride, len, head_dim);
+        h += pair ? 2 : 1;
     }
 }
 #endif
@@ -212,104 +283,170 @@ static void backward_plain(float *dq, float *dk, float *dv, const float *dout, c
 }
 
 #ifdef AHA_VEC_AVX2
-/* AVX2 backward of one (sequence, KV head), head_dim a multiple of 8. For each query head:
- * first, row by row, dS[i][j] = P (dP - rowdot) scale into the triangle ds (row i at
- * i(i+1)/2) and dq_i = sum_j dS[i][j] k_j; then, key by key, dk_j = sum_i dS[i][j] q_i and
- * dv_j = sum_i P[i][j] dy_i. Every sum stays in registers. */
+/* The AVX2 backward of one (sequence, KV head), head_dim a multiple of 8. Per query head,
+ * first row by row: dS[i][j] = P (dP - rowdot) scale into a triangle (row i at i(i+1)/2)
+ * and dq_i += sum_j dS[i][j] k_j; then key by key: dk_j += sum_i dS[i][j] q_i and
+ * dv_j += sum_i P[i][j] dy_i. Every sum stays in registers; the first phase takes the
+ * group's query heads two at a time so that each key and value row is loaded once. */
+typedef struct {
+    const float *kb, *vb;   /* this KV head's key/value rows of the sequence, stride kvd */
+    const float *ps;        /* the sequence's probabilities */
+    size_t qd, kvd;
+    int len, heads, head_dim;
+    float scale;
+} BackTask;
+
+#define P_AT(t, h, i, j) ((t)->ps[(size_t)(t)->heads * (i) * ((i) + 1) / 2 + (size_t)(h) * ((i) + 1) + (j)])
+
+/* dq rows (qd stride) += ds rows [len] @ key rows, for one or two heads (dq1 may be NULL) */
+static void dq_rows(const BackTask *t, float *dq0, float *dq1, const float *ds0, const float *ds1,
+                    int n) {
+    int d = 0;
+    for (; d + 32 <= t->head_dim; d += 32) {
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+        for (int j = 0; j < n; j++) {
+            const float *kj = t->kb + (size_t)j * t->kvd + d;
+            __m256 x0 = _mm256_loadu_ps(kj), x1 = _mm256_loadu_ps(kj + 8);
+            __m256 x2 = _mm256_loadu_ps(kj + 16), x3 = _mm256_loadu_ps(kj + 24);
+            __m256 s = _mm256_set1_ps(ds0[j]);
+            a0 = _mm256_fmadd_ps(s, x0, a0);
+            a1 = _mm256_fmadd_ps(s, x1, a1);
+            a2 = _mm256_fmadd_ps(s, x2, a2);
+            a3 = _mm256_fmadd_ps(s, x3, a3);
+            if (dq1) {
+                s = _mm256_set1_ps(ds1[j]);
+                b0 = _mm256_fmadd_ps(s, x0, b0);
+                b1 = _mm256_fmadd_ps(s, x1, b1);
+                b2 = _mm256_fmadd_ps(s, x2, b2);
+                b3 = _mm256_fmadd_ps(s, x3, b3);
+            }
+        }
+#define ADD4(dst, x0, x1, x2, x3)                                                          \
+    do {                                                                                   \
+        _mm256_storeu_ps((dst) + d, _mm256_add_ps(_mm256_loadu_ps((dst) + d), x0));        \
+        _mm256_storeu_ps((dst) + d + 8, _mm256_add_ps(_mm256_loadu_ps((dst) + d + 8), x1)); \
+        _mm256_storeu_ps((dst) + d + 16, _mm256_add_ps(_mm256_loadu_ps((dst) + d + 16), x2)); \
+        _mm256_storeu_ps((dst) + d + 24, _mm256_add_ps(_mm256_loadu_ps((dst) + d + 24), x3)); \
+    } while (0)
+        ADD4(dq0, a0, a1, a2, a3);
+        if (dq1) ADD4(dq1, b0, b1, b2, b3);
+#undef ADD4
+    }
+    for (; d < t->head_dim; d += 8) {
+        __m256 a = _mm256_setzero_ps(), b = a;
+        for (int j = 0; j < n; j++) {
+            __m256 x = _mm256_loadu_ps(t->kb + (size_t)j * t->kvd + d);
+            a = _mm256_fmadd_ps(_mm256_set1_ps(ds0[j]), x, a);
+            if (dq1) b = _mm256_fmadd_ps(_mm256_set1_ps(ds1[j]), x, b);
+        }
+        _mm256_storeu_ps(dq0 + d, _mm256_add_ps(_mm256_loadu_ps(dq0 + d), a));
+        if (dq1) _mm256_storeu_ps(dq1 + d, _mm256_add_ps(_mm256_loadu_ps(dq1 + d), b));
+    }
+}
+
+/* dS = P (dP - rowdot) scale in place over dP[0..n) */
+static void ds_row(float *dsi, const float *p, int n, float scale) {
+    float rowdot = 0.0f;
+    for (int j = 0; j < n; j++) rowdot += p[j] * dsi[j];
+    for (int j = 0; j < n; j++) dsi[j] = p[j] * (dsi[j] - rowdot) * scale;
+}
+
+/* First phase for query head h0 (and h1 if >= 0): triangles ds0 (and ds1), dq. */
+static void back_rows(const BackTask *t, int h0, int h1, const float *dout, float *dq,
+                      float *ds0, float *ds1) {
+    for (int i = 0; i < t->len; i++) {
+        float *a = ds0 + (size_t)i * (i + 1) / 2, *b = ds1 + (size_t)i * (i + 1) / 2;
+        const float *dy0 = dout + (size_t)i * t->qd + (size_t)h0 * t->head_dim;
+        if (h1 >= 0) {
+            dots2(a, b, dy0, dy0 + (size_t)(h1 - h0) * t->head_dim, t->vb, t->kvd, i + 1,
+                  t->head_dim, 1.0f);
+            ds_row(b, &P_AT(t, h1, i, 0), i + 1, t->scale);
+        } else {
+            dots(a, dy0, t->vb, t->kvd, i + 1, t->head_dim, 1.0f);
+        }
+        ds_row(a, &P_AT(t, h0, i, 0), i + 1, t->scale);
+        if (dq) {
+            float *dq0 = dq + (size_t)i * t->qd + (size_t)h0 * t->head_dim;
+            dq_rows(t, dq0, h1 >= 0 ? dq0 + (size_t)(h1 - h0) * t->head_dim : NULL, a, b, i + 1);
+        }
+    }
+}
+
+/* Second phase for query head h: dk, dv rows of the sequence (kvd stride) accumulate. */
+static void back_keys(const BackTask *t, int h, const float *q, const float *dout, float *dk,
+                      float *dv, const float *ds) {
+    const float *qb = q + (size_t)h * t->head_dim, *dyb = dout + (size_t)h * t->head_dim;
+    for (int j = 0; j < t->len; j++) {
+        size_t at = (size_t)j * t->kvd;
+        int d = 0;
+        /* 32 columns at a time: eight accumulators, one broadcast of dS and P per row */
+        for (; d + 32 <= t->head_dim; d += 32) {
+            __m256 k0 = _mm256_setzero_ps(), k1 = k0, k2 = k0, k3 = k0;
+            __m256 v0 = k0, v1 = k0, v2 = k0, v3 = k0;
+            for (int i = j; i < t->len; i++) {
+                __m256 bs = _mm256_set1_ps(ds[(size_t)i * (i + 1) / 2 + j]);
+                __m256 bp = _mm256_set1_ps(P_AT(t, h, i, j));
+                const float *qi = qb + (size_t)i * t->qd + d, *dyi = dyb + (size_t)i * t->qd + d;
+                k0 = _mm256_fmadd_ps(bs, _mm256_loadu_ps(qi), k0);
+                k1 = _mm256_fmadd_ps(bs, _mm256_loadu_ps(qi + 8), k1);
+                k2 = _mm256_fmadd_ps(bs, _mm256_loadu_ps(qi + 16), k2);
+                k3 = _mm256_fmadd_ps(bs, _mm256_loadu_ps(qi + 24), k3);
+                v0 = _mm256_fmadd_ps(bp, _mm256_loadu_ps(dyi), v0);
+                v1 = _mm256_fmadd_ps(bp, _mm256_loadu_ps(dyi + 8), v1);
+                v2 = _mm256_fmadd_ps(bp, _mm256_loadu_ps(dyi + 16), v2);
+                v3 = _mm256_fmadd_ps(bp, _mm256_loadu_ps(dyi + 24), v3);
+            }
+#define ADD_TO(dst, off, x) _mm256_storeu_ps((dst) + at + d + (off), _mm256_add_ps(_mm256_loadu_ps((dst) + at + d + (off)), x))
+            if (dk) {
+                ADD_TO(dk, 0, k0);
+                ADD_TO(dk, 8, k1);
+                ADD_TO(dk, 16, k2);
+                ADD_TO(dk, 24, k3);
+            }
+            if (dv) {
+                ADD_TO(dv, 0, v0);
+                ADD_TO(dv, 8, v1);
+                ADD_TO(dv, 16, v2);
+                ADD_TO(dv, 24, v3);
+            }
+        }
+        for (; d < t->head_dim; d += 8) {
+            __m256 ak = _mm256_setzero_ps(), av = ak;
+            for (int i = j; i < t->len; i++) {
+                ak = _mm256_fmadd_ps(_mm256_set1_ps(ds[(size_t)i * (i + 1) / 2 + j]),
+                                     _mm256_loadu_ps(qb + (size_t)i * t->qd + d), ak);
+                av = _mm256_fmadd_ps(_mm256_set1_ps(P_AT(t, h, i, j)),
+                                     _mm256_loadu_ps(dyb + (size_t)i * t->qd + d), av);
+            }
+            if (dk) ADD_TO(dk, 0, ak);
+            if (dv) ADD_TO(dv, 0, av);
+#undef ADD_TO
+        }
+    }
+}
+#undef P_AT
+
+/* ds: scratch of two triangles of len(len+1)/2 floats */
 static void backward_avx2(float *dq, float *dk, float *dv, const float *dout, const float *q,
                           const float *k, const float *v, const float *ps, int start, int len,
                           int kh, int heads, int kv_heads, int head_dim, float *ds) {
-    size_t qd = (size_t)heads * head_dim, kvd = (size_t)kv_heads * head_dim;
+    BackTask t = {.ps = ps, .qd = (size_t)heads * head_dim, .kvd = (size_t)kv_heads * head_dim,
+                  .len = len, .heads = heads, .head_dim = head_dim,
+                  .scale = 1.0f / sqrtf((float)head_dim)};
+    t.kb = k + (size_t)start * t.kvd + (size_t)kh * head_dim;
+    t.vb = v + (size_t)start * t.kvd + (size_t)kh * head_dim;
+    size_t tri = (size_t)len * (len + 1) / 2, kv_at = (size_t)start * t.kvd + (size_t)kh * head_dim;
+    const float *qs = q + (size_t)start * t.qd, *dys = dout + (size_t)start * t.qd;
+    float *dqs = dq ? dq + (size_t)start * t.qd : NULL;
     int group = heads / kv_heads;
-    float scale = 1.0f / sqrtf((float)head_dim);
-    const float *kb = k + (size_t)start * kvd + (size_t)kh * head_dim;
-    const float *vb = v + (size_t)start * kvd + (size_t)kh * head_dim;
-    for (int h = kh * group; h < (kh + 1) * group; h++) {
-        const float *qb = q + (size_t)start * qd + (size_t)h * head_dim;
-        const float *dyb = dout + (size_t)start * qd + (size_t)h * head_dim;
-#define P_AT(i, j) (ps[(size_t)heads * (i) * ((i) + 1) / 2 + (size_t)h * ((i) + 1) + (j)])
-        for (int i = 0; i < len; i++) {
-            float *dsi = ds + (size_t)i * (i + 1) / 2;
-            const float *p = &P_AT(i, 0), *dy = dyb + (size_t)i * qd;
-            dots(dsi, dy, vb, kvd, i + 1, head_dim, 1.0f); /* dP[i][j] */
-            float rowdot = 0.0f;
-            for (int j = 0; j <= i; j++) rowdot += p[j] * dsi[j];
-            for (int j = 0; j <= i; j++) dsi[j] = p[j] * (dsi[j] - rowdot) * scale;
-            if (dq) {
-                float *dqi = dq + (size_t)(start + i) * qd + (size_t)h * head_dim;
-                int d = 0;
-                for (; d + 32 <= head_dim; d += 32) {
-                    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-                    for (int j = 0; j <= i; j++) {
-                        __m256 b = _mm256_set1_ps(dsi[j]);
-                        const float *kj = kb + (size_t)j * kvd + d;
-                        a0 = _mm256_fmadd_ps(b, _mm256_loadu_ps(kj), a0);
-                        a1 = _mm256_fmadd_ps(b, _mm256_loadu_ps(kj + 8), a1);
-                        a2 = _mm256_fmadd_ps(b, _mm256_loadu_ps(kj + 16), a2);
-                        a3 = _mm256_fmadd_ps(b, _mm256_loadu_ps(kj + 24), a3);
-                    }
-                    _mm256_storeu_ps(dqi + d, _mm256_add_ps(_mm256_loadu_ps(dqi + d), a0));
-                    _mm256_storeu_ps(dqi + d + 8, _mm256_add_ps(_mm256_loadu_ps(dqi + d + 8), a1));
-                    _mm256_storeu_ps(dqi + d + 16, _mm256_add_ps(_mm256_loadu_ps(dqi + d + 16), a2));
-                    _mm256_storeu_ps(dqi + d + 24, _mm256_add_ps(_mm256_loadu_ps(dqi + d + 24), a3));
-                }
-                for (; d < head_dim; d += 8) {
-                    __m256 a = _mm256_setzero_ps();
-                    for (int j = 0; j <= i; j++)
-                        a = _mm256_fmadd_ps(_mm256_set1_ps(dsi[j]), _mm256_loadu_ps(kb + (size_t)j * kvd + d), a);
-                    _mm256_storeu_ps(dqi + d, _mm256_add_ps(_mm256_loadu_ps(dqi + d), a));
-                }
-            }
+    for (int h = kh * group; h < (kh + 1) * group;) {
+        int pair = h + 1 < (kh + 1) * group;
+        back_rows(&t, h, pair ? h + 1 : -1, dys, dqs, ds, ds + tri);
+        if (dk || dv) {
+            back_keys(&t, h, qs, dys, dk ? dk + kv_at : NULL, dv ? dv + kv_at : NULL, ds);
+            if (pair) back_keys(&t, h + 1, qs, dys, dk ? dk + kv_at : NULL, dv ? dv + kv_at : NULL, ds + tri);
         }
-        if (!dk && !dv) continue;
-        for (int j = 0; j < len; j++) {
-            size_t at = (size_t)(start + j) * kvd + (size_t)kh * head_dim;
-            int d = 0;
-            /* 32 columns at a time: eight accumulators, one broadcast of dS and P per row */
-            for (; d + 32 <= head_dim; d += 32) {
-                __m256 k0 = _mm256_setzero_ps(), k1 = k0, k2 = k0, k3 = k0;
-                __m256 v0 = k0, v1 = k0, v2 = k0, v3 = k0;
-                for (int i = j; i < len; i++) {
-                    __m256 bs = _mm256_set1_ps(ds[(size_t)i * (i + 1) / 2 + j]);
-                    __m256 bp = _mm256_set1_ps(P_AT(i, j));
-                    const float *qi = qb + (size_t)i * qd + d, *dyi = dyb + (size_t)i * qd + d;
-                    k0 = _mm256_fmadd_ps(bs, _mm256_loadu_ps(qi), k0);
-                    k1 = _mm256_fmadd_ps(bs, _mm256_loadu_ps(qi + 8), k1);
-                    k2 = _mm256_fmadd_ps(bs, _mm256_loadu_ps(qi + 16), k2);
-                    k3 = _mm256_fmadd_ps(bs, _mm256_loadu_ps(qi + 24), k3);
-                    v0 = _mm256_fmadd_ps(bp, _mm256_loadu_ps(dyi), v0);
-                    v1 = _mm256_fmadd_ps(bp, _mm256_loadu_ps(dyi + 8), v1);
-                    v2 = _mm256_fmadd_ps(bp, _mm256_loadu_ps(dyi + 16), v2);
-                    v3 = _mm256_fmadd_ps(bp, _mm256_loadu_ps(dyi + 24), v3);
-                }
-#define ADD_TO(dst, off, x) _mm256_storeu_ps((dst) + at + d + (off), _mm256_add_ps(_mm256_loadu_ps((dst) + at + d + (off)), x))
-                if (dk) {
-                    ADD_TO(dk, 0, k0);
-                    ADD_TO(dk, 8, k1);
-                    ADD_TO(dk, 16, k2);
-                    ADD_TO(dk, 24, k3);
-                }
-                if (dv) {
-                    ADD_TO(dv, 0, v0);
-                    ADD_TO(dv, 8, v1);
-                    ADD_TO(dv, 16, v2);
-                    ADD_TO(dv, 24, v3);
-                }
-            }
-            for (; d < head_dim; d += 8) {
-                __m256 ak = _mm256_setzero_ps(), av = ak;
-                for (int i = j; i < len; i++) {
-                    ak = _mm256_fmadd_ps(_mm256_set1_ps(ds[(size_t)i * (i + 1) / 2 + j]),
-                                         _mm256_loadu_ps(qb + (size_t)i * qd + d), ak);
-                    av = _mm256_fmadd_ps(_mm256_set1_ps(P_AT(i, j)),
-                                         _mm256_loadu_ps(dyb + (size_t)i * qd + d), av);
-                }
-                if (dk) ADD_TO(dk, 0, ak);
-                if (dv) ADD_TO(dv, 0, av);
-#undef ADD_TO
-            }
-        }
-#undef P_AT
+        h += pair ? 2 : 1;
     }
 }
 #endif
@@ -327,7 +464,7 @@ void aha_cpu_attention_backward(float *dq, float *dk, float *dv, const float *do
 #ifdef AHA_VEC_AVX2
     fast = head_dim % 8 == 0;
 #endif
-    size_t scratch = fast ? (size_t)max_len * (max_len + 1) / 2 : (size_t)max_len;
+    size_t scratch = fast ? (size_t)max_len * (max_len + 1) : (size_t)max_len; /* 2 triangles */
     if (scratch == 0) scratch = 1;
     int tasks = n_seqs * kv_heads;
     int threaded = tasks > 1 && seq_start[n_seqs] >= 64 && !omp_in_parallel();

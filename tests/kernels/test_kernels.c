@@ -258,9 +258,8 @@ static void test_logprob(void **state) {
 /* The vector attention (head_dim a multiple of 8): forward and backward against the
  * reference on sequences up to 70 rows (every tail length of the four-key and eight-key
  * blocks), and each training row equal bit for bit to the decoder's row kernel. */
-static void test_attention_vector_path(void **state) {
-    (void)state;
-    enum { H = 4, KVH = 2, D = 32, NS = 5 };
+static void attention_vector_case(int H, int KVH, int D) {
+    enum { NS = 5 };
     const int starts[NS + 1] = {0, 1, 8, 48, 118, 131};
     int T = starts[NS], qd = H * D, kvd = KVH * D;
     size_t P = aha_attention_probs_offset(starts, NS, H);
@@ -272,16 +271,27 @@ static void test_attention_vector_path(void **state) {
     aha_attention_forward_ref(rout, rprobs, q, k, v, starts, NS, H, KVH, D);
     assert_close("attention forward (vector)", out, rout, (size_t)T * qd, 1e-5f);
     assert_close("attention probs (vector)", probs, rprobs, P, 1e-5f);
-    float row_out[H * D], row_probs[H * 70];
+    float *row_out = zeros((size_t)H * D), *row_probs = zeros((size_t)H * 70);
     for (int s = 0; s < NS; s++)
         for (int t = starts[s]; t < starts[s + 1]; t++) {
             int i = t - starts[s];
             K->attention_row_forward(row_out, row_probs, q + (size_t)t * qd, k + (size_t)starts[s] * kvd,
                                      v + (size_t)starts[s] * kvd, i + 1, kvd, H, KVH, D);
-            assert_memory_equal(row_out, out + (size_t)t * qd, sizeof row_out);
+            assert_memory_equal(row_out, out + (size_t)t * qd, sizeof(float) * H * D);
             assert_memory_equal(row_probs, probs + aha_attention_probs_offset(starts, s, H) + (size_t)H * i * (i + 1) / 2,
                                 sizeof(float) * H * (i + 1));
         }
+    /* the heads of a KV group, computed together, equal each head computed alone */
+    for (int h = 0; h < H; h++) {
+        int t = 100, s = 3, i = t - starts[s];
+        float alone[64], alone_p[70];
+        K->attention_row_forward(alone, alone_p, q + (size_t)t * qd + h * D,
+                                 k + (size_t)starts[s] * kvd + (h / (H / KVH)) * D,
+                                 v + (size_t)starts[s] * kvd + (h / (H / KVH)) * D, i + 1, kvd, 1, 1, D);
+        assert_memory_equal(alone, out + (size_t)t * qd + h * D, sizeof(float) * D);
+        assert_memory_equal(alone_p, probs + aha_attention_probs_offset(starts, s, H) + (size_t)H * i * (i + 1) / 2 + (size_t)h * (i + 1),
+                            sizeof(float) * (i + 1));
+    }
     float *dq = zeros((size_t)T * qd), *dk = zeros((size_t)T * kvd), *dv = zeros((size_t)T * kvd);
     float *rdq = zeros((size_t)T * qd), *rdk = zeros((size_t)T * kvd), *rdv = zeros((size_t)T * kvd);
     for (size_t i = 0; i < (size_t)T * kvd; i++) dk[i] = rdk[i] = 0.25f; /* backward accumulates */
@@ -291,7 +301,14 @@ static void test_attention_vector_path(void **state) {
     assert_close("attention dk (vector)", dk, rdk, (size_t)T * kvd, 1e-5f);
     assert_close("attention dv (vector)", dv, rdv, (size_t)T * kvd, 1e-5f);
     free(q), free(k), free(v), free(dy), free(out), free(probs), free(rout), free(rprobs);
-    free(dq), free(dk), free(dv), free(rdq), free(rdk), free(rdv);
+    free(dq), free(dk), free(dv), free(rdq), free(rdk), free(rdv), free(row_out), free(row_probs);
+}
+
+static void test_attention_vector_path(void **state) {
+    (void)state;
+    attention_vector_case(4, 2, 32); /* query heads in pairs */
+    attention_vector_case(6, 2, 48); /* a pair and a single per group; a 16-column tail */
+    attention_vector_case(3, 3, 8);  /* one query head per KV head */
 }
 
 /* ---- the fast row kernels give a row the same bits whatever batch it comes in (the KV-cache
