@@ -317,13 +317,13 @@ static int train_loop(Trainer *t, const AhaTrainOptions *o) {
         StepBatch b;
         rc.policy = t->policy;
         if (step_rollout(&rc, aha_trainer_step_seed((uint64_t)r->run.seed, step), &b) != 0)
-            return aha_error_prefix("step %d", step);
+            return aha_error_prefix("step %d", step + 1);
         UpdateContext uc = {.r = r, .policy = t->policy, .ref = t->ref, .opt = &t->opt, .step = step,
                             .total_opt_steps = total_opt, .options = o};
         UpdateStats us;
         if (step_update(&uc, &t->prompts, &b, &us) != 0) {
             step_batch_free(&b);
-            return aha_error_prefix("step %d", step);
+            return aha_error_prefix("step %d", step + 1);
         }
         AhaStepMetrics m;
         step_metrics_fill(&rec, &b, &us, &m);
@@ -332,7 +332,7 @@ static int train_loop(Trainer *t, const AhaTrainOptions *o) {
             double te = trainer_now();
             if (run_eval(t, step, &ev) != 0) {
                 step_batch_free(&b);
-                return aha_error_prefix("step %d: eval", step);
+                return aha_error_prefix("step %d: eval", step + 1);
             }
             m.t_eval = trainer_now() - te;
             evp = &ev;
