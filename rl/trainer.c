@@ -294,7 +294,7 @@ static int train_loop(Trainer *t, const AhaTrainOptions *o) {
     int total_opt = r->run.steps * r->algorithm.mu * r->algorithm.minibatches;
     double t_start = trainer_now();
     int first = t->state.step;
-    char line[4800];
+    char line[16384];
     if (first >= r->run.steps) {
         snprintf(line, sizeof line, "aha train: %s already finished its %d steps", t->run_dir, r->run.steps);
         say(t, out, line);
@@ -367,6 +367,11 @@ static int train_loop(Trainer *t, const AhaTrainOptions *o) {
             return 0;
         }
     }
+    snprintf(line, sizeof line,
+             "aha train: done (%d steps, %.1f s); the trained policy: %s/checkpoints/step-%08d/policy; "
+             "look with: aha inspect %s, aha report %s",
+             r->run.steps, trainer_now() - t_start, t->run_dir, r->run.steps, t->run_dir, t->run_dir);
+    say(t, out, line);
     return 0;
 }
 

@@ -292,6 +292,8 @@ static void test_train_command(void **state) {
     assert_int_equal(tt_system("'%s' train %s --set run.output_dir='%s/cli' --set run.steps=1 "
                                "--set run.eval_every=0 > '%s/out.txt'", bin, TINY_RECIPE, tmp, tmp), 0);
     assert_int_equal(tt_system("grep -q '^step 1/1  eta' '%s/out.txt'", tmp), 0);
+    assert_int_equal(tt_system("grep -q '^aha train: done (1 steps, .*checkpoints/step-00000001/policy' '%s/out.txt'",
+                               tmp), 0);
 }
 
 int main(void) {
