@@ -278,7 +278,7 @@ static int run_eval(Trainer *t, int step, AhaEvalRecord *rec) {
     cfg.seed = aha_trainer_step_seed((uint64_t)t->r->run.seed ^ EVAL_SEED_MIX, step);
     AhaEvalResult res;
     AHA_TRY(eval_dataset(t->policy, t->tok, t->eval, &cfg, &res));
-    *rec = (AhaEvalRecord){.name = step < 0 ? "eval_base" : "eval", .n_prompts = res.n_prompts, .k = res.k,
+    *rec = (AhaEvalRecord){.name = "eval", .n_prompts = res.n_prompts, .k = res.k,
                            .accuracy = res.accuracy, .mean_at_k = res.mean_at_k, .seconds = res.seconds};
     return 0;
 }
@@ -309,16 +309,6 @@ static int train_loop(Trainer *t, const AhaTrainOptions *o) {
     say(t, out, line);
     for (int step = first; step < r->run.steps; step++) {
         double t0 = trainer_now();
-        /* the policy before any update: recorded with step 0 as "eval_base" */
-        AhaEvalRecord evals[2];
-        int n_evals = 0;
-        if (step == 0 && t->eval) {
-            AHA_TRY(run_eval(t, -1, &evals[0]));
-            snprintf(line, sizeof line, "eval before training: acc %.3f mean@%d %.3f", evals[0].accuracy, evals[0].k,
-                     evals[0].mean_at_k);
-            say(t, out, line);
-            n_evals = 1;
-        }
         if (t->ref && r->algorithm.ref_refresh_steps > 0 && step > 0 &&
             step % r->algorithm.ref_refresh_steps == 0 && t->state.ref_step != step) {
             AHA_TRY(aha_model_copy_params(t->ref, t->policy));
@@ -337,18 +327,18 @@ static int train_loop(Trainer *t, const AhaTrainOptions *o) {
         }
         AhaStepMetrics m;
         step_metrics_fill(&rec, &b, &us, &m);
-        const AhaEvalRecord *evp = NULL;
+        AhaEvalRecord ev, *evp = NULL;
         if (t->eval && (step + 1) % r->run.eval_every == 0) {
             double te = trainer_now();
-            if (run_eval(t, step, &evals[n_evals]) != 0) {
+            if (run_eval(t, step, &ev) != 0) {
                 step_batch_free(&b);
                 return aha_error_prefix("step %d: eval", step + 1);
             }
             m.t_eval = trainer_now() - te;
-            evp = &evals[n_evals++];
+            evp = &ev;
         }
         m.t_step = trainer_now() - t0;
-        int rcd = step_record(&rec, step, &b, &m, evals, n_evals);
+        int rcd = step_record(&rec, step, &b, &m, evp);
         step_batch_free(&b);
         AHA_TRY(rcd);
         t->state.nan_streak = us.n_skipped > 0 ? t->state.nan_streak + 1 : 0;

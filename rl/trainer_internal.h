@@ -137,9 +137,9 @@ typedef struct {
 
 void step_metrics_fill(const RecordContext *c, const StepBatch *b, const UpdateStats *u,
                        AhaStepMetrics *m);
-/* One transaction: every sampled rollout, the per-reward stats, the eval rows, the metrics. */
+/* One transaction: every sampled rollout, the per-reward stats, the eval row, the metrics. */
 int step_record(const RecordContext *c, int step, const StepBatch *b, const AhaStepMetrics *m,
-                const AhaEvalRecord *evals, int n_evals);
+                const AhaEvalRecord *eval);
 void step_progress_line(char *out, size_t cap, int step, int steps, double eta_s,
                         const AhaStepMetrics *m, const AhaEvalRecord *eval);
 

@@ -140,10 +140,10 @@ static int add_rollouts(const RecordContext *c, const StepBatch *b) {
 }
 
 int step_record(const RecordContext *c, int step, const StepBatch *b, const AhaStepMetrics *m,
-                const AhaEvalRecord *evals, int n_evals) {
+                const AhaEvalRecord *eval) {
     AHA_TRY(aha_runstore_begin_step(c->store, step));
     int rc = add_rollouts(c, b);
-    for (int i = 0; i < n_evals && rc == 0; i++) rc = aha_runstore_add_eval(c->store, &evals[i]);
+    if (rc == 0 && eval) rc = aha_runstore_add_eval(c->store, eval);
     if (rc == 0) rc = aha_runstore_commit_step(c->store, m);
     if (rc != 0) {
         aha_runstore_rollback(c->store);

@@ -71,11 +71,8 @@ static void test_store_is_filled(void **state) {
     assert_int_equal((int)q("SELECT count(*) FROM rollouts"), 4 * 16);
     assert_int_equal((int)q("SELECT count(*) FROM rewards"), 4 * 16 * 2);
     assert_int_equal((int)q("SELECT count(*) FROM step_rewards"), 4 * 2);
-    /* evals after steps 1 and 3 (eval_every 2), and of the policy before training */
-    assert_int_equal((int)q("SELECT count(*) FROM evals WHERE name = 'eval'"), 2);
-    assert_int_equal((int)q("SELECT min(step) FROM evals WHERE name = 'eval'"), 1);
-    assert_int_equal((int)q("SELECT count(*) FROM evals WHERE name = 'eval_base' AND step = 0"), 1);
-    assert_int_equal((int)q("SELECT count(*) FROM evals"), 3);
+    assert_int_equal((int)q("SELECT count(*) FROM evals"), 2);
+    assert_int_equal((int)q("SELECT min(step) FROM evals"), 1);
     assert_int_equal((int)q("SELECT k FROM evals LIMIT 1"), 2);
     assert_int_equal((int)q("SELECT n_prompts FROM evals LIMIT 1"), 6);
     /* every column the loop measures is there on every step (beta > 0: KL too) */
@@ -138,17 +135,15 @@ static void test_checkpoints_and_files(void **state) {
     FILE *f = fopen(path, "r");
     assert_non_null(f);
     char line[1024];
-    int lines = 0, headers = 0, base = 0;
+    int lines = 0, headers = 0;
     while (fgets(line, sizeof line, f)) {
         if (strncmp(line, "step ", 5) == 0 && strstr(line, "reward") && strstr(line, "eta")) lines++;
         if (strstr(line, "aha train: ") && strstr(line, "24 training prompts") && strstr(line, "starting at step 1 of 4"))
             headers++;
-        base += strncmp(line, "eval before training: acc ", 26) == 0;
     }
     fclose(f);
     assert_int_equal(lines, 4);
     assert_int_equal(headers, 1);
-    assert_int_equal(base, 1);
 }
 
 /* mu = 1, one minibatch: the update's log-probs are the sampler's, bit for bit. */
