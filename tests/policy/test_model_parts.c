@@ -42,7 +42,7 @@ static void make_batch(Batch *b, int n_seqs, int vocab, uint64_t seed) {
 
 typedef struct {
     float lp[MAX_T], ent[MAX_T], load[AHA_MAX_LAYERS * 8], aux;
-    float *grads;
+    float *grads, *logits;
 } Result;
 
 /* forward, log-probs with entropy, then `backwards` backward calls, with `threads` threads */
@@ -52,6 +52,9 @@ static void run(AhaModel *m, const Batch *b, int threads, int backwards, Result 
     assert_int_equal(aha_model_forward(m, &batch), 0);
     assert_int_equal(aha_model_logprobs(m, b->targets, 0.9f, r->lp, r->ent), 0);
     r->aux = aha_model_aux_loss(m);
+    r->logits = malloc(sizeof(float) * (size_t)b->T * m->cfg.vocab_size);
+    assert_non_null(r->logits);
+    assert_int_equal(aha_model_logits(m, r->logits), 0);
     memset(r->load, 0, sizeof r->load);
     for (int l = 0; l < m->cfg.num_layers; l++)
         if (aha_model_layer_is_moe(&m->cfg, l))
@@ -72,6 +75,8 @@ static void compare(const AhaModel *m, const Batch *b, const Result *one, const 
         assert_true(fabsf(one->lp[t] - many->lp[t]) <= 1e-5f);
         assert_true(fabsf(one->ent[t] - many->ent[t]) <= 1e-5f);
     }
+    for (size_t i = 0; i < (size_t)b->T * m->cfg.vocab_size; i++)
+        assert_true(fabsf(one->logits[i] - many->logits[i]) <= 1e-5f * fmaxf(1.0f, fabsf(one->logits[i])));
     assert_memory_equal(one->load, many->load, sizeof one->load);
     assert_true(fabsf(one->aux - many->aux) <= 1e-6f * fabsf(one->aux) + 1e-7f);
     double worst = 0.0, norm = 0.0;
@@ -97,9 +102,9 @@ static void check_variant(int which, int threads) {
     compare(m, &b, &one, &many, 1.0);
     run(m, &b, threads, 2, &twice); /* backward accumulates */
     compare(m, &b, &one, &twice, 2.0);
-    free(one.grads);
-    free(many.grads);
-    free(twice.grads);
+    free(one.grads), free(one.logits);
+    free(many.grads), free(many.logits);
+    free(twice.grads), free(twice.logits);
     aha_model_free(m);
 }
 
@@ -128,8 +133,8 @@ static void test_small_batches(void **state) {
     run(m, &b, 1, 1, &one);
     run(m, &b, 2, 1, &many);
     compare(m, &b, &one, &many, 1.0);
-    free(one.grads);
-    free(many.grads);
+    free(one.grads), free(one.logits);
+    free(many.grads), free(many.logits);
     aha_model_free(m);
 }
 
