@@ -51,6 +51,13 @@ static void row_forward_plain(float *out, float *probs, const float *q, const fl
 }
 
 #ifdef AHA_VEC_AVX2
+/* The horizontal sums of four 8-lane vectors, each ((l0+l1)+(l2+l3)) + ((l4+l5)+(l6+l7)):
+ * every dot product below reduces with this one tree, whichever function computes it. */
+static inline __m128 sum4(__m256 s0, __m256 s1, __m256 s2, __m256 s3) {
+    __m256 w = _mm256_hadd_ps(_mm256_hadd_ps(s0, s1), _mm256_hadd_ps(s2, s3));
+    return _mm_add_ps(_mm256_castps256_ps128(w), _mm256_extractf128_ps(w, 1));
+}
+
 /* out[j] = <a, b_j> for four rows b_j = b + j*stride, n a multiple of 8 */
 static inline __m128 dot4(const float *a, const float *b, size_t stride, int n) {
     __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
@@ -61,16 +68,13 @@ static inline __m128 dot4(const float *a, const float *b, size_t stride, int n) 
         s2 = _mm256_fmadd_ps(x, _mm256_loadu_ps(b + 2 * stride + d), s2);
         s3 = _mm256_fmadd_ps(x, _mm256_loadu_ps(b + 3 * stride + d), s3);
     }
-#define HALVES(s) _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1))
-    __m128 t01 = _mm_hadd_ps(HALVES(s0), HALVES(s1)), t23 = _mm_hadd_ps(HALVES(s2), HALVES(s3));
-#undef HALVES
-    return _mm_hadd_ps(t01, t23);
+    return sum4(s0, s1, s2, s3);
 }
 
 static inline float dot1(const float *a, const float *b, int n) {
     __m256 s = _mm256_setzero_ps();
     for (int d = 0; d < n; d += 8) s = _mm256_fmadd_ps(_mm256_loadu_ps(a + d), _mm256_loadu_ps(b + d), s);
-    return vec_hsum(s);
+    return _mm_cvtss_f32(sum4(s, s, s, s));
 }
 
 /* dst[j] = <a, b_j> * scale for j < len */
@@ -84,10 +88,17 @@ static void dots(float *dst, const float *a, const float *b, size_t stride, int 
 
 /* p[j] = exp(p[j] - max) / sum, all j < len */
 static void softmax_inplace(float *p, int len) {
-    float max = -INFINITY;
-    for (int j = 0; j < len; j++) max = p[j] > max ? p[j] : max;
-    __m256 vmax = _mm256_set1_ps(max), vsum = _mm256_setzero_ps();
+    /* the maximum is exact in any order; eight lanes avoid a serial chain of compares */
+    __m256 m8 = _mm256_set1_ps(-INFINITY);
     int j = 0;
+    for (; j + 8 <= len; j += 8) m8 = _mm256_max_ps(m8, _mm256_loadu_ps(p + j));
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m8), _mm256_extractf128_ps(m8, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+    float max = _mm_cvtss_f32(m4);
+    for (; j < len; j++) max = p[j] > max ? p[j] : max;
+    __m256 vmax = _mm256_set1_ps(max), vsum = _mm256_setzero_ps();
+    j = 0;
     for (; j + 8 <= len; j += 8) {
         __m256 e = vec_exp(_mm256_sub_ps(_mm256_loadu_ps(p + j), vmax));
         _mm256_storeu_ps(p + j, e);
@@ -130,10 +141,8 @@ static inline void dot4x2(__m128 *r0, __m128 *r1, const float *a0, const float *
         s3 = _mm256_fmadd_ps(x, kb, s3);
         t3 = _mm256_fmadd_ps(y, kb, t3);
     }
-#define HALVES(s) _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1))
-    *r0 = _mm_hadd_ps(_mm_hadd_ps(HALVES(s0), HALVES(s1)), _mm_hadd_ps(HALVES(s2), HALVES(s3)));
-    *r1 = _mm_hadd_ps(_mm_hadd_ps(HALVES(t0), HALVES(t1)), _mm_hadd_ps(HALVES(t2), HALVES(t3)));
-#undef HALVES
+    *r0 = sum4(s0, s1, s2, s3);
+    *r1 = sum4(t0, t1, t2, t3);
 }
 
 /* dots() for two query rows at once (same results as two calls) */
@@ -153,31 +162,60 @@ static void dots2(float *dst0, float *dst1, const float *a0, const float *a1, co
     }
 }
 
-/* out[d] = sum_j p[j] v_j[d] for `nh` (1 or 2) heads sharing the value rows: even and odd j
- * in two chains per head, summed at the end (the same bits for one head or two). */
+/* out[d] = sum_j p[j] v_j[d] for one head, or two (out1, p1 not NULL) sharing the value
+ * rows: one chain per column, j in order (the same bits for one head or two). 32 columns
+ * a pass, so each value row is loaded once per pass for both heads. */
 static void weighted_values(float *out0, float *out1, const float *p0, const float *p1,
                             const float *v, size_t stride, int len, int head_dim) {
-    for (int d = 0; d < head_dim; d += 8) {
+    int d = 0;
+    for (; d + 32 <= head_dim; d += 32) {
         const float *vd = v + d;
-        __m256 a0 = _mm256_setzero_ps(), a1 = a0, b0 = a0, b1 = a0;
-        int j = 0;
-        for (; j + 2 <= len; j += 2) {
-            __m256 x0 = _mm256_loadu_ps(vd + (size_t)j * stride);
-            __m256 x1 = _mm256_loadu_ps(vd + (size_t)(j + 1) * stride);
-            a0 = _mm256_fmadd_ps(_mm256_set1_ps(p0[j]), x0, a0);
-            a1 = _mm256_fmadd_ps(_mm256_set1_ps(p0[j + 1]), x1, a1);
-            if (p1) {
-                b0 = _mm256_fmadd_ps(_mm256_set1_ps(p1[j]), x0, b0);
-                b1 = _mm256_fmadd_ps(_mm256_set1_ps(p1[j + 1]), x1, b1);
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+        if (p1) {
+            for (int j = 0; j < len; j++) {
+                const float *vj = vd + (size_t)j * stride;
+                __m256 x0 = _mm256_loadu_ps(vj), x1 = _mm256_loadu_ps(vj + 8);
+                __m256 x2 = _mm256_loadu_ps(vj + 16), x3 = _mm256_loadu_ps(vj + 24);
+                __m256 s = _mm256_set1_ps(p0[j]), t = _mm256_set1_ps(p1[j]);
+                a0 = _mm256_fmadd_ps(s, x0, a0);
+                a1 = _mm256_fmadd_ps(s, x1, a1);
+                a2 = _mm256_fmadd_ps(s, x2, a2);
+                a3 = _mm256_fmadd_ps(s, x3, a3);
+                b0 = _mm256_fmadd_ps(t, x0, b0);
+                b1 = _mm256_fmadd_ps(t, x1, b1);
+                b2 = _mm256_fmadd_ps(t, x2, b2);
+                b3 = _mm256_fmadd_ps(t, x3, b3);
+            }
+        } else {
+            for (int j = 0; j < len; j++) {
+                const float *vj = vd + (size_t)j * stride;
+                __m256 s = _mm256_set1_ps(p0[j]);
+                a0 = _mm256_fmadd_ps(s, _mm256_loadu_ps(vj), a0);
+                a1 = _mm256_fmadd_ps(s, _mm256_loadu_ps(vj + 8), a1);
+                a2 = _mm256_fmadd_ps(s, _mm256_loadu_ps(vj + 16), a2);
+                a3 = _mm256_fmadd_ps(s, _mm256_loadu_ps(vj + 24), a3);
             }
         }
-        if (j < len) {
-            __m256 x0 = _mm256_loadu_ps(vd + (size_t)j * stride);
-            a0 = _mm256_fmadd_ps(_mm256_set1_ps(p0[j]), x0, a0);
-            if (p1) b0 = _mm256_fmadd_ps(_mm256_set1_ps(p1[j]), x0, b0);
+        _mm256_storeu_ps(out0 + d, a0);
+        _mm256_storeu_ps(out0 + d + 8, a1);
+        _mm256_storeu_ps(out0 + d + 16, a2);
+        _mm256_storeu_ps(out0 + d + 24, a3);
+        if (p1) {
+            _mm256_storeu_ps(out1 + d, b0);
+            _mm256_storeu_ps(out1 + d + 8, b1);
+            _mm256_storeu_ps(out1 + d + 16, b2);
+            _mm256_storeu_ps(out1 + d + 24, b3);
         }
-        _mm256_storeu_ps(out0 + d, _mm256_add_ps(a0, a1));
-        if (p1) _mm256_storeu_ps(out1 + d, _mm256_add_ps(b0, b1));
+    }
+    for (; d < head_dim; d += 8) {
+        __m256 a = _mm256_setzero_ps(), b = a;
+        for (int j = 0; j < len; j++) {
+            __m256 x = _mm256_loadu_ps(v + d + (size_t)j * stride);
+            a = _mm256_fmadd_ps(_mm256_set1_ps(p0[j]), x, a);
+            if (p1) b = _mm256_fmadd_ps(_mm256_set1_ps(p1[j]), x, b);
+        }
+        _mm256_storeu_ps(out0 + d, a);
+        if (p1) _mm256_storeu_ps(out1 + d, b);
     }
 }
 
