@@ -15,17 +15,17 @@
 #include "cli.h"
 
 static const char usage[] =
-    "usage: aha reward score --reward math|code|format|length|overlong|NAME --in FILE.jsonl\n"
-    "                        [--out FILE.jsonl] [--jobs N] [options]\n"
+    "usage: aha reward score --reward math|countdown|code|format|length|overlong|NAME\n"
+    "                        --in FILE.jsonl [--out FILE.jsonl] [--jobs N] [options]\n"
     "       aha reward score --recipe RECIPE.yaml --in FILE.jsonl [--out FILE.jsonl] [--jobs N]\n\n"
     "Scores completions offline, one JSON object per line. Each input line holds\n"
-    "\"completion\" and the fields the reward reads (\"answer\" for math, \"tests\" for code,\n"
-    "\"completion_tokens\" for length/overlong; \"prompt\" is passed on to plug-ins). Each output\n"
-    "line, in the same order, is the input object plus \"reward\" (a number, or null for no\n"
-    "score) and \"reason\". With --recipe the reward is the weighted total of the recipe's\n"
-    "rewards and \"components\" holds each one. A reward that fails on a line gives that line\n"
-    "null and prints an error line; a line that is not a JSON object with a \"completion\"\n"
-    "string stops the command before anything is written.\n\n"
+    "\"completion\" and the fields the reward reads (\"answer\" for math, \"nums\" and \"target\"\n"
+    "for countdown, \"tests\" for code, \"completion_tokens\" for length/overlong; \"prompt\" is\n"
+    "passed on to plug-ins). Each output line, in the same order, is the input object plus\n"
+    "\"reward\" (a number, or null for no score) and \"reason\". With --recipe the reward is\n"
+    "the weighted total of the recipe's rewards and \"components\" holds each one. A reward\n"
+    "that fails on a line gives that line null and prints an error line; a line that is not a\n"
+    "JSON object with a \"completion\" string stops the command before anything is written.\n\n"
     "NAME: a plug-in: a path ending in .so (a C plug-in, include/aha/reward_plugin.h), or a\n"
     "command that answers JSON lines (run with /bin/sh -c), e.g.\n"
     "  --reward ./repetition.so   --reward 'python3 examples/reward_plugins/keyword_reward.py'\n\n"
@@ -145,13 +145,14 @@ static int reward_from_name(const char *name, AhaRewardConfig *c) {
     c->name = "plugin";
     if (str_ends(name, ".so")) {
         AHA_REQUIRE(access(name, R_OK) == 0, "--reward %s: no such plug-in file (a NAME ending "
-                    "in .so is a C plug-in; built-ins are math, code, format, length, overlong)", name);
+                    "in .so is a C plug-in; built-ins are math, countdown, code, format, length, "
+                    "overlong)", name);
         c->path = name;
     } else {
         /* One word that is no program on PATH is more likely a misspelt built-in. */
         if (!strpbrk(name, " \t/") && !on_path(name))
-            return aha_errorf("--reward %s: not a built-in (math, code, format, length, overlong), "
-                              "not a .so file and not a program on PATH", name);
+            return aha_errorf("--reward %s: not a built-in (math, countdown, code, format, length, "
+                              "overlong), not a .so file and not a program on PATH", name);
         c->command = name;
     }
     return 0;

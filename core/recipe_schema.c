@@ -25,7 +25,7 @@ _Static_assert(sizeof(AhaModelInit) == sizeof(int) && sizeof(AhaSaveDtype) == si
                    sizeof(AhaFormatMatch) == sizeof(int) && sizeof(AhaCodeMode) == sizeof(int),
                "recipe enums are stored as int");
 /* The YAML names of these index aha/reward.h's enums. */
-_Static_assert(AHA_REWARD_PLUGIN == 5 && AHA_CODE_ALL == 1,
+_Static_assert(AHA_REWARD_PLUGIN == 5 && AHA_REWARD_COUNTDOWN == 6 && AHA_CODE_ALL == 1,
                "reward enums changed order: update reward_keys");
 
 static const AhaRecipeKey recipe_keys[] = {
@@ -173,13 +173,14 @@ static const AhaRecipeKey recipe_keys[] = {
      "number of ranks"},
 };
 
-#define ALL_REWARDS (RT(MATH) | RT(FORMAT) | RT(CODE) | RT(LENGTH) | RT(OVERLONG) | RT(PLUGIN))
+#define ALL_REWARDS \
+    (RT(MATH) | RT(FORMAT) | RT(CODE) | RT(LENGTH) | RT(OVERLONG) | RT(PLUGIN) | RT(COUNTDOWN))
 
 /* The rows of one rewards entry. "type" is first: it selects which other rows apply.
  * AHA_KEY_REQUIRED here means required for the types in reward_types. */
 static const AhaRecipeKey reward_keys[] = {
     {"type", AHA_KEY_ENUM, R(type), NULL, 0, 0, AHA_KEY_REQUIRED,
-     "math|format|code|length|overlong|plugin", ALL_REWARDS, "which reward"},
+     "math|format|code|length|overlong|plugin|countdown", ALL_REWARDS, "which reward"},
     {"name", AHA_KEY_STRING, R(name), "\"\"", 0, 0, 0, NULL, ALL_REWARDS,
      "name in logs and the run store, unique in the list (\"\" = the type)"},
     {"weight", AHA_KEY_FLOAT, R(weight), "1.0", -1e6, 1e6, 0, NULL, ALL_REWARDS,
@@ -268,7 +269,8 @@ const char *aha_recipe_key_default_text(const AhaRecipeKey *key) {
     return "required";
 }
 
-static const char *const reward_type_names[] = {"math", "format", "code", "length", "overlong", "plugin"};
+static const char *const reward_type_names[] = {"math",     "format", "code",     "length",
+                                                "overlong", "plugin", "countdown"};
 
 int aha_recipe_reward_types_text(const AhaRecipeKey *key, char *buf, size_t size) {
     size_t used = 0;

@@ -33,7 +33,7 @@ struct AhaRewardSet {
     pthread_mutex_t log_lock;
 };
 
-static const char *const type_names[] = {"math", "format", "code", "length", "overlong", "plugin"};
+static const char *const type_names[] = {"math", "format", "code", "length", "overlong", "plugin", "countdown"};
 
 const char *aha_reward_type_name(AhaRewardType type) {
     if ((int)type < 0 || (size_t)type >= sizeof type_names / sizeof type_names[0]) return "?";
@@ -47,8 +47,8 @@ int aha_reward_type_parse(const char *text, AhaRewardType *type) {
             return 0;
         }
     }
-    return aha_errorf("unknown reward type '%s' (expected math, format, code, length, overlong "
-                      "or plugin)", text ? text : "");
+    return aha_errorf("unknown reward type '%s' (expected math, format, code, length, overlong, "
+                      "plugin or countdown)", text ? text : "");
 }
 
 int aha_reward_extract_parse(const char *text, AhaRewardExtract *extract) {
@@ -165,6 +165,7 @@ static int entry_init(RewardEntry *e, const AhaRewardConfig *c, int jobs) {
         else e->plugin_exec = plugin_exec_create(c, e->name, jobs);
         return e->plugin_so || e->plugin_exec ? 0 : -1;
     }
+    case AHA_REWARD_COUNTDOWN: return 0;
     }
     return aha_errorf("type: unknown reward type %d", (int)c->type);
 }
@@ -254,6 +255,7 @@ static void entry_score(AhaRewardSet *set, RewardEntry *e, const RewardCall *cal
         case AHA_REWARD_MATH: rc = math_reward_score(e->extract, call, v); break;
         case AHA_REWARD_FORMAT: rc = format_reward_score(e->format, call, v); break;
         case AHA_REWARD_CODE: rc = code_reward_score(e->code, call, v); break;
+        case AHA_REWARD_COUNTDOWN: rc = countdown_reward_score(call, v); break;
         case AHA_REWARD_LENGTH:
         case AHA_REWARD_OVERLONG: rc = length_score(e, call, v); break;
         case AHA_REWARD_PLUGIN:

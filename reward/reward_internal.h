@@ -33,6 +33,7 @@ int code_reward_score(CodeReward *cr, const RewardCall *call, AhaRewardValue *va
 void code_reward_free(CodeReward *cr);
 
 int math_reward_score(AhaRewardExtract extract, const RewardCall *call, AhaRewardValue *value);
+int countdown_reward_score(const RewardCall *call, AhaRewardValue *value);
 
 typedef struct PluginReward PluginReward; /* a shared object (reward/plugin.c), run in forked hosts */
 PluginReward *plugin_so_create(const AhaRewardConfig *config, const char *name, int jobs);

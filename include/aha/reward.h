@@ -4,9 +4,10 @@
  * and combines them with weights. A reward that errs, crashes (a plug-in program) or runs past
  * its time limit costs that sample its score and one error line, never the run.
  *
- * Built-ins: math (include/aha/math_answer.h), format (PCRE2), code (Python in a sandbox,
- * below), length and overlong (length shaping), and plug-ins: a C shared object
- * (include/aha/reward_plugin.h) or any program speaking JSON lines. docs/rewards.md. */
+ * Built-ins: math (include/aha/math_answer.h), countdown (aha_countdown_check), format
+ * (PCRE2), code (Python in a sandbox, below), length and overlong (length shaping), and
+ * plug-ins: a C shared object (include/aha/reward_plugin.h) or any program speaking JSON
+ * lines. docs/rewards.md. */
 #ifndef AHA_REWARD_H
 #define AHA_REWARD_H
 
@@ -22,6 +23,7 @@ typedef enum {
     AHA_REWARD_LENGTH,   /* -penalty per completion token beyond target_len */
     AHA_REWARD_OVERLONG, /* DAPO's soft overlong penalty (max_len, cache_len) */
     AHA_REWARD_PLUGIN,   /* a C shared object (path) or a JSON-lines program (command) */
+    AHA_REWARD_COUNTDOWN, /* the <answer> equation uses the row's "nums" once each, = "target" */
 } AhaRewardType;
 
 /* Where the math reward looks for the final answer (same order as AhaMathExtract). */
