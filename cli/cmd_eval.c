@@ -34,6 +34,8 @@ static const char usage[] =
     "  --stop TEXT            a stop string (repeatable)\n"
     "  --extract WHERE        where the answer is: auto (default; \\boxed{} or the <answer>\n"
     "                         tag), boxed or answer_tag\n"
+    "  --reward NAME          the judge: math (default; the row's answer) or countdown (the\n"
+    "                         <answer> equation against the row's nums and target)\n"
     "  --seed N               sampling seed (default 1234)\n"
     "  --threads N            sampler threads (default 0 = all cores)\n"
     "  --json                 print the result as one JSON object\n"
@@ -102,7 +104,7 @@ static int resolve_model_dir(const char *dir, char *out, size_t cap) {
 int cmd_eval(int argc, char **argv) {
     enum { OPT_TEMPLATE = 256, OPT_OPEN_THINK, OPT_SYSTEM, OPT_QFIELD, OPT_AFIELD, OPT_MAXNEW,
            OPT_MAXPROMPT, OPT_TEMP, OPT_TOPP, OPT_TOPK, OPT_STOP, OPT_SEED, OPT_THREADS, OPT_JSON,
-           OPT_LIMIT, OPT_EXTRACT };
+           OPT_LIMIT, OPT_EXTRACT, OPT_REWARD };
     static const struct option options[] = {
         {"model", required_argument, NULL, 'm'},   {"data", required_argument, NULL, 'd'},
         {"k", required_argument, NULL, 'k'},       {"limit", required_argument, NULL, OPT_LIMIT},
@@ -121,6 +123,7 @@ int cmd_eval(int argc, char **argv) {
         {"threads", required_argument, NULL, OPT_THREADS},
         {"json", no_argument, NULL, OPT_JSON},
         {"extract", required_argument, NULL, OPT_EXTRACT},
+        {"reward", required_argument, NULL, OPT_REWARD},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -163,6 +166,11 @@ int cmd_eval(int argc, char **argv) {
                 cli_usage_error("eval", "--extract: %s", aha_error_message());
                 return 2;
             }
+            break;
+        case OPT_REWARD:
+            if (strcmp(optarg, "math") == 0) cfg.reward = AHA_REWARD_MATH;
+            else if (strcmp(optarg, "countdown") == 0) cfg.reward = AHA_REWARD_COUNTDOWN;
+            else return cli_usage_error("eval", "--reward: expected math or countdown, got '%s'", optarg);
             break;
         case 'h': fputs(usage, stdout); return 0;
         default: return cli_usage_error("eval", "unknown or incomplete option '%s'", argv[optind - 1]);

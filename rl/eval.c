@@ -1,4 +1,5 @@
-/* Evaluation: greedy accuracy and mean@k with the math reward, in chunks of prompts. */
+/* Evaluation: greedy accuracy and mean@k with the math (or countdown) reward, in chunks of
+ * prompts. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,11 +26,15 @@ void aha_eval_config_from_recipe(AhaEvalConfig *cfg, const AhaRecipe *r) {
                            .threads = r->rollout.threads,
                            .share_prefix = r->rollout.share_prefix,
                            .extract = AHA_REWARD_EXTRACT_AUTO};
-    for (int i = 0; i < r->n_rewards; i++)
-        if (r->rewards[i].type == AHA_REWARD_MATH) {
+    int has_math = 0, has_countdown = 0;
+    for (int i = 0; i < r->n_rewards; i++) {
+        if (r->rewards[i].type == AHA_REWARD_MATH && !has_math) {
             cfg->extract = (AhaRewardExtract)r->rewards[i].extract;
-            break;
+            has_math = 1;
         }
+        if (r->rewards[i].type == AHA_REWARD_COUNTDOWN) has_countdown = 1;
+    }
+    cfg->reward = has_countdown && !has_math ? AHA_REWARD_COUNTDOWN : AHA_REWARD_MATH;
 }
 
 typedef struct {
@@ -115,6 +120,9 @@ int eval_dataset(AhaModel *m, const AhaTokenizer *tok, const AhaDataset *ds, con
                  AhaEvalResult *out) {
     AHA_REQUIRE(cfg->k >= 0, "eval: k must be >= 0, got %d", cfg->k);
     AHA_REQUIRE(cfg->max_new_tokens >= 1, "eval: max_new_tokens must be >= 1, got %d", cfg->max_new_tokens);
+    AHA_REQUIRE(cfg->reward == AHA_REWARD_MATH || cfg->reward == AHA_REWARD_COUNTDOWN,
+                "eval: the judge must be the math or the countdown reward, got %s",
+                aha_reward_type_name(cfg->reward));
     double t0 = trainer_now();
     memset(out, 0, sizeof *out);
     out->k = cfg->k;
@@ -125,7 +133,7 @@ int eval_dataset(AhaModel *m, const AhaTokenizer *tok, const AhaDataset *ds, con
     if (cfg->limit > 0 && (size_t)cfg->limit < n_rows) n_rows = (size_t)cfg->limit;
     size_t *rows = aha_malloc((n_rows > 0 ? n_rows : 1) * sizeof *rows);
     AhaRewardConfig mc;
-    aha_reward_config_default(&mc, AHA_REWARD_MATH);
+    aha_reward_config_default(&mc, cfg->reward);
     mc.extract = cfg->extract;
     AhaRewardSet *math = rows ? aha_reward_set_create(&mc, 1, 1) : NULL;
     int rc = math ? 0 : -1, n = 0;

@@ -59,6 +59,7 @@ typedef struct {
     int threads;                 /* sampler threads; 0 = OpenMP's default */
     int share_prefix;
     AhaRewardExtract extract;    /* where the math reward looks for the answer (auto) */
+    AhaRewardType reward;        /* what "correct" means: math (0, the default) or countdown */
 } AhaEvalConfig;
 
 typedef struct {
@@ -71,7 +72,8 @@ typedef struct {
     double seconds;
 } AhaEvalResult;
 
-/* The recipe's template, sampling and eval keys; the extract of its first math reward. */
+/* The recipe's template, sampling and eval keys; the extract of its first math reward; the
+ * countdown reward as the judge when the recipe has a countdown reward and no math one. */
 void aha_eval_config_from_recipe(AhaEvalConfig *cfg, const AhaRecipe *recipe);
 /* Evaluates on a JSONL file with question/answer fields (field names: NULL = defaults). */
 int aha_eval_file(AhaModel *m, const AhaTokenizer *tok, const char *path,

@@ -14,6 +14,7 @@
 #include "aha/error.h"
 #include "aha/reward_recipe.h"
 #include "aha/taskgen.h"
+#include "aha/trainloop.h"
 
 #define ROW "{\"question\": \"make 65 from 19 36 55 7\", \"answer\": \"(55-36)*7-68\", " \
             "\"nums\": [19, 36, 55, 7], \"target\": 65}"
@@ -150,6 +151,26 @@ static void test_recipe_entry(void **state) {
     assert_string_equal(aha_reward_type_name(AHA_REWARD_COUNTDOWN), "countdown");
 }
 
+/* Held-out evals judge with the countdown reward when the recipe trains with it, else math. */
+static void test_eval_judge_follows_the_recipe(void **state) {
+    (void)state;
+    AhaRecipe r;
+    AhaEvalConfig cfg;
+    assert_int_equal(aha_recipe_defaults(&r), 0);
+    aha_eval_config_from_recipe(&cfg, &r);
+    assert_int_equal(cfg.reward, AHA_REWARD_MATH);
+    if (aha_recipe_set(&r, "rewards=[{type: format, weight: 0.2}, {type: countdown}]") != 0)
+        fail_msg("%s", aha_error_message());
+    aha_eval_config_from_recipe(&cfg, &r);
+    assert_int_equal(cfg.reward, AHA_REWARD_COUNTDOWN);
+    if (aha_recipe_set(&r, "rewards=[{type: countdown}, {type: math, extract: answer_tag}]") != 0)
+        fail_msg("%s", aha_error_message());
+    aha_eval_config_from_recipe(&cfg, &r);
+    assert_int_equal(cfg.reward, AHA_REWARD_MATH);
+    assert_int_equal(cfg.extract, AHA_REWARD_EXTRACT_ANSWER_TAG);
+    aha_recipe_free(&r);
+}
+
 static void test_cli_scores_a_file(void **state) {
     (void)state;
     const char *bin = getenv("AHA_BIN");
@@ -184,6 +205,17 @@ static void test_cli_scores_a_file(void **state) {
         if (!strstr(line, expected[i])) fail_msg("line %d: expected %s in %s", i + 1, expected[i], line);
         line = nl + 1;
     }
+    /* aha eval takes the countdown judge too, and refuses others with a usage error */
+    snprintf(cmd, sizeof cmd, "'%s' eval --reward code --model x --data y 2>'%s/err.txt'", bin, dir);
+    status = system(cmd);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 2);
+    snprintf(path, sizeof path, "%s/err.txt", dir);
+    f = fopen(path, "r");
+    assert_non_null(f);
+    n = fread(out, 1, sizeof out - 1, f);
+    fclose(f);
+    out[n] = '\0';
+    if (!strstr(out, "--reward: expected math or countdown, got 'code'")) fail_msg("eval: %s", out);
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     assert_int_equal(system(cmd), 0);
 }
@@ -195,6 +227,7 @@ int main(void) {
         cmocka_unit_test(test_rows_it_cannot_judge),
         cmocka_unit_test(test_generated_answers_score_one),
         cmocka_unit_test(test_recipe_entry),
+        cmocka_unit_test(test_eval_judge_follows_the_recipe),
         cmocka_unit_test(test_cli_scores_a_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
