@@ -18,11 +18,24 @@
 #define GSM8K_TRAIN "/work/shared/data/gsm8k_train.jsonl"
 #define GSM8K_TEST "/work/shared/data/gsm8k_test.jsonl"
 
+static char *tmp;
+
+static int setup_tmp(void **state) {
+    (void)state;
+    tmp = tt_tmpdir();
+    return tmp ? 0 : -1;
+}
+
+static int teardown_tmp(void **state) { /* runs when a test fails too */
+    (void)state;
+    tt_rm_rf(tmp);
+    free(tmp);
+    return 0;
+}
+
 static void test_gsm8k_r1_zero(void **state) {
     (void)state;
     if (access(GSM8K_TRAIN, R_OK) != 0 || access(GSM8K_TEST, R_OK) != 0) skip();
-    char *tmp = tt_tmpdir();
-    assert_non_null(tmp);
     assert_int_equal(tt_system("mkdir '%s/model' && cp tests/fixtures/rl/bpe_config.json '%s/model/config.json' && "
                                "cp tests/fixtures/tokenizer/qwen2/tokenizer.json tests/fixtures/tokenizer/qwen2/tokenizer_config.json "
                                "'%s/model/'", tmp, tmp, tmp), 0);
@@ -56,27 +69,22 @@ static void test_gsm8k_r1_zero(void **state) {
                                    " --limit 3 -k 0 --max-new-tokens 12 --max-prompt-tokens 400 --stop '</answer>' "
                                    "--json | grep -q '\"n_prompts\": 3, \"skipped\": 0, \"accuracy\": 0.000000'",
                                    bin, run), 0);
-    tt_rm_rf(tmp);
-    free(tmp);
 }
 
 static void test_distributed_is_refused(void **state) {
     (void)state;
-    char *tmp = tt_tmpdir();
     AhaRecipe r;
     assert_int_equal(tt_recipe(&r, tmp, "distributed.world_size=8", NULL), 0);
     AhaTrainOptions o = {0};
     assert_int_equal(aha_train(&r, &o), -1);
     assert_non_null(strstr(aha_error_message(), "distributed.world_size = 8"));
     aha_recipe_free(&r);
-    tt_rm_rf(tmp);
-    free(tmp);
 }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_gsm8k_r1_zero),
-        cmocka_unit_test(test_distributed_is_refused),
+        cmocka_unit_test_setup_teardown(test_gsm8k_r1_zero, setup_tmp, teardown_tmp),
+        cmocka_unit_test_setup_teardown(test_distributed_is_refused, setup_tmp, teardown_tmp),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
