@@ -228,8 +228,14 @@ static int plan_parts(const AhaModelConfig *c, const AhaBatch *b, int threads, i
             cum += sequence_cost(c, b->seq_start[s + 1] - b->seq_start[s]), s++;
         first[i] = s;
     }
-    first[n] = b->n_seqs;
-    return n;
+    /* drop boundaries that would leave a part without rows (empty sequences) */
+    int kept = 1;
+    for (int i = 1; i < n; i++) {
+        int row = b->seq_start[first[i]];
+        if (row > b->seq_start[first[kept - 1]] && row < T) first[kept++] = first[i];
+    }
+    first[kept] = b->n_seqs;
+    return kept;
 }
 
 int aha_model_forward(AhaModel *m, const AhaBatch *batch) {

@@ -138,11 +138,40 @@ static void test_small_batches(void **state) {
     aha_model_free(m);
 }
 
+/* Empty sequences at the ends and between: every part still gets rows. */
+static void test_empty_sequences(void **state) {
+    (void)state;
+    AhaModelConfig c;
+    tiny_config(&c, TINY_QWEN3);
+    AhaModel *m = aha_model_create(&c);
+    assert_non_null(m);
+    tiny_init(m, 11);
+    static Batch b;
+    const int lens[7] = {0, 0, 150, 0, 140, 0, 0};
+    b.n_seqs = 7;
+    b.starts[0] = 0;
+    for (int i = 0; i < 7; i++) b.starts[i + 1] = b.starts[i] + lens[i];
+    b.T = b.starts[7];
+    for (int t = 0; t < b.T; t++) {
+        b.tokens[t] = (t * 7 + 3) % c.vocab_size;
+        b.targets[t] = t % 6 == 5 ? -1 : (t * 11 + 1) % c.vocab_size;
+        b.weights[t] = (float)((t * 37) % 17) / 17.0f - 0.5f;
+    }
+    static Result one, many;
+    run(m, &b, 1, 1, &one);
+    run(m, &b, 4, 1, &many);
+    compare(m, &b, &one, &many, 1.0);
+    free(one.grads), free(one.logits);
+    free(many.grads), free(many.logits);
+    aha_model_free(m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_two_parts),
         cmocka_unit_test(test_three_parts),
         cmocka_unit_test(test_small_batches),
+        cmocka_unit_test(test_empty_sequences),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
