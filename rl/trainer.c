@@ -186,7 +186,9 @@ static int setup(Trainer *t) {
     for (int k = 0; k < t->n_comp; k++) {
         t->weights[k] = aha_reward_set_weight(t->rewards, k);
         AhaRewardType type = aha_reward_set_type(t->rewards, k);
-        if (t->accuracy_comp < 0 && (type == AHA_REWARD_MATH || type == AHA_REWARD_CODE)) t->accuracy_comp = k;
+        if (t->accuracy_comp < 0 &&
+            (type == AHA_REWARD_MATH || type == AHA_REWARD_CODE || type == AHA_REWARD_COUNTDOWN))
+            t->accuracy_comp = k;
     }
     AhaAdamWConfig ocfg = {(float)r->optim.beta1, (float)r->optim.beta2, (float)r->optim.eps,
                            (float)r->optim.weight_decay};

@@ -82,6 +82,10 @@ static void test_short_tiny_countdown_run(void **state) {
     assert_int_equal((int)query_double(db, "select count(*) from prompts where text like 'make % from %'"),
                      (int)query_double(db, "select count(*) from prompts"));
     assert_int_equal((int)query_double(db, "select count(*) from evals"), 1);
+    /* the steps' accuracy is the countdown reward's */
+    assert_true(query_double(db, "select count(*) from steps s where abs(s.accuracy - (select avg(r.score) "
+                                 "from rewards r join rollouts o on o.id = r.rollout_id where "
+                                 "r.name = 'countdown' and o.step = s.step)) < 1e-9") == 2);
     sqlite3_close(db);
 
     snprintf(path, sizeof path, "%s/grpo/checkpoints/step-00000002/policy", dir);
