@@ -421,9 +421,14 @@ static void back_keys(const BackTask *t, int h, const float *q, const float *dou
         for (; d + 32 <= t->head_dim; d += 32) {
             __m256 k0 = _mm256_setzero_ps(), k1 = k0, k2 = k0, k3 = k0;
             __m256 v0 = k0, v1 = k0, v2 = k0, v3 = k0;
+            /* dS[i][j] and P[i][j] by offsets that grow with i, not recomputed products */
+            size_t at_ds = (size_t)j * (j + 1) / 2 + j;
+            size_t at_p = (size_t)t->heads * j * (j + 1) / 2 + (size_t)h * (j + 1) + j;
             for (int i = j; i < t->len; i++) {
-                __m256 bs = _mm256_set1_ps(ds[(size_t)i * (i + 1) / 2 + j]);
-                __m256 bp = _mm256_set1_ps(P_AT(t, h, i, j));
+                __m256 bs = _mm256_set1_ps(ds[at_ds]);
+                __m256 bp = _mm256_set1_ps(t->ps[at_p]);
+                at_ds += (size_t)i + 1;
+                at_p += (size_t)t->heads * (i + 1) + (size_t)h;
                 const float *qi = qb + (size_t)i * t->qd + d, *dyi = dyb + (size_t)i * t->qd + d;
                 k0 = _mm256_fmadd_ps(bs, _mm256_loadu_ps(qi), k0);
                 k1 = _mm256_fmadd_ps(bs, _mm256_loadu_ps(qi + 8), k1);
