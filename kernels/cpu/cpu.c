@@ -54,22 +54,6 @@ static void matmul_backward(float *din, float *dweight, float *dbias, const floa
     }
 }
 
-static void logprob_forward(float *logprob, float *entropy, const float *logits,
-                            const int *targets, int n, int vocab, float temperature) {
-#pragma omp parallel for schedule(static)
-    for (int t = 0; t < n; t++)
-        aha_logprob_forward_ref(logprob + t, entropy ? entropy + t : NULL,
-                                logits + (size_t)t * vocab, targets + t, 1, vocab, temperature);
-}
-
-static void logprob_backward(float *dlogits, const float *dlogprob, const float *logits,
-                             const int *targets, int n, int vocab, float temperature) {
-#pragma omp parallel for schedule(static)
-    for (int t = 0; t < n; t++)
-        aha_logprob_backward_ref(dlogits + (size_t)t * vocab, dlogprob + t,
-                                 logits + (size_t)t * vocab, targets + t, 1, vocab, temperature);
-}
-
 static const AhaKernels cpu_kernels = {
     .name = "cpu",
     .matmul_forward = matmul_forward,
@@ -83,8 +67,8 @@ static const AhaKernels cpu_kernels = {
     .attention_backward = aha_cpu_attention_backward,
     .swiglu_forward = aha_cpu_swiglu_forward,
     .swiglu_backward = aha_cpu_swiglu_backward,
-    .logprob_forward = logprob_forward,
-    .logprob_backward = logprob_backward,
+    .logprob_forward = aha_cpu_logprob_forward,
+    .logprob_backward = aha_cpu_logprob_backward,
 };
 
 static const AhaKernels cpu_ref_kernels = {

@@ -29,4 +29,10 @@ void aha_cpu_attention_backward(float *dq, float *dk, float *dv, const float *do
                                 const float *probs, const int *seq_start, int n_seqs, int heads,
                                 int kv_heads, int head_dim);
 
+/* logprob.c */
+void aha_cpu_logprob_forward(float *logprob, float *entropy, const float *logits,
+                             const int *targets, int n, int vocab, float temperature);
+void aha_cpu_logprob_backward(float *dlogits, const float *dlogprob, const float *logits,
+                              const int *targets, int n, int vocab, float temperature);
+
 #endif
