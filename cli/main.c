@@ -1,5 +1,7 @@
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -33,7 +35,19 @@ static void print_usage(FILE *out) {
     fprintf(out, "\n'aha <command> --help' describes a command.\n");
 }
 
+/* libgomp reads OMP_WAIT_POLICY once, when it loads, before main. Its default (threads
+ * spin at every barrier) made training 4x slower and evaluation up to 20x slower on the
+ * 2-vCPU machines aha targets, where the spinning thread steals the core its partner
+ * needs (docs/training.md). Unless the user chose a policy, aha runs itself again with
+ * passive waiting; if that exec fails it carries on with the default. */
+static void prefer_passive_waiting(char **argv) {
+    if (getenv("OMP_WAIT_POLICY")) return;
+    if (setenv("OMP_WAIT_POLICY", "passive", 1) != 0) return;
+    execv("/proc/self/exe", argv);
+}
+
 int main(int argc, char **argv) {
+    prefer_passive_waiting(argv);
     if (argc < 2) {
         print_usage(stderr);
         return 2;

@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 scripts/build.sh
 seeds=("$@")
 [[ ${#seeds[@]} -gt 0 ]] || seeds=(1 2 3)
-out=runs/bench_tiny_zero-$(date +%Y%m%d-%H%M%S)
+out=runs/bench_tiny_zero-$(date +%Y%m%d-%H%M%S)-$$
 build/aha data gen sum --n 30000 --eval-n 500 --seed 1 --out-dir "$out/data" >/dev/null
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "base model (models/tiny-sum) on the same 200 held-out prompts:"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # R1-Zero in miniature, the whole pipeline from nothing (docs/tiny-zero.md):
 #   1. data: sums of three 3-digit numbers, train and a held-out eval split (aha data gen)
-#   2. a pre-training corpus from the train split, 16% worked out in <think> (aha data corpus)
+#   2. a pre-training corpus from the train split, 25% worked out in <think> (aha data corpus)
 #   3. a character tokenizer and the tiny MoE config (aha data tokenizer, recipes/tiny/)
 #   4. pre-training of the base model (aha pretrain recipes/tiny_sum_pretrain.yaml)
 #   5. GRPO from that base (aha train recipes/tiny_zero.yaml), then aha report
@@ -17,7 +17,7 @@ scripts/build.sh
 mkdir -p "$out/init"
 start=$(date +%s)
 $aha data gen sum --n 30000 --eval-n 500 --seed 1 --out-dir "$out/data"
-$aha data corpus --task "$out/data/train.jsonl" --think-share 0.16 --seed 1 --out "$out/data/corpus.jsonl"
+$aha data corpus --task "$out/data/train.jsonl" --think-share 0.25 --seed 1 --out "$out/data/corpus.jsonl"
 $aha data tokenizer --charset "0123456789+= " --out-dir "$out/init"
 cp recipes/tiny/config.json "$out/init/config.json"
 $aha pretrain recipes/tiny_sum_pretrain.yaml --set "model.path=$out/init" \
