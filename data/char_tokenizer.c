@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "aha/error.h"
+#include "aha/fs.h"
 
 static const char *const tag_tokens[] = {"<think>", "</think>", "<answer>", "</answer>"};
 
@@ -81,7 +82,8 @@ int aha_char_tokenizer_write(const char *dir, const char *charset) {
         }
         return aha_errorf("char tokenizer: out of memory building tokenizer.json");
     }
-    int rc = write_json(tokenizer, dir, "tokenizer.json");
+    int rc = aha_mkdir_p(dir);
+    if (rc == 0) rc = write_json(tokenizer, dir, "tokenizer.json");
     json_decref(tokenizer);
     AHA_TRY(rc);
     json_t *config = json_pack("{s:s, s:s, s:n, s:s, s:i, s:b}", "tokenizer_class",

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "aha/error.h"
+#include "aha/fs.h"
 #include "aha/rng.h"
 #include "aha/taskgen.h"
 
@@ -219,7 +220,7 @@ static int write_jsonl(const char *dir, const char *name, AhaTaskKind kind, cons
 
 int aha_taskgen_write(const AhaTaskGenConfig *c, const char *out_dir) {
     AHA_TRY(check_config(c));
-    if (mkdir(out_dir, 0777) != 0 && errno != EEXIST) return aha_error_errno("cannot create %s", out_dir);
+    AHA_TRY(aha_mkdir_p(out_dir));
     struct stat st;
     AHA_CHECK_SYS(stat(out_dir, &st) == 0, "cannot access %s", out_dir);
     AHA_REQUIRE(S_ISDIR(st.st_mode), "%s exists and is not a directory", out_dir);

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "aha/error.h"
+#include "aha/fs.h"
 #include "aha/model_io.h"
 
 #define PATH_CAP 4096
@@ -21,23 +22,6 @@ static int join(char *out, const char *dir, const char *name) {
     return 0;
 }
 
-/* mkdir -p */
-static int make_dirs(const char *dir) {
-    char path[PATH_CAP];
-    int n = snprintf(path, sizeof path, "%s", dir);
-    AHA_REQUIRE(n > 0 && n < PATH_CAP, "directory name too long");
-    for (char *p = path + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        AHA_CHECK_SYS(mkdir(path, 0755) == 0 || errno == EEXIST, "creating %s", path);
-        *p = '/';
-    }
-    AHA_CHECK_SYS(mkdir(path, 0755) == 0 || errno == EEXIST, "creating %s", path);
-    struct stat st;
-    AHA_CHECK_SYS(stat(path, &st) == 0, "%s", path);
-    AHA_REQUIRE(S_ISDIR(st.st_mode), "%s exists and is not a directory", path);
-    return 0;
-}
 
 static int is_expert_tensor(const char *name, int *layer, int *expert, int *which) {
     int n = 0;
@@ -239,7 +223,7 @@ static int save_dir(const AhaModel *m, const char *dir, const AhaModelSource *so
         dtype = source && source->dtype == AHA_DTYPE_BF16 ? AHA_DTYPE_BF16 : AHA_DTYPE_F32;
     AHA_REQUIRE(dtype == AHA_DTYPE_F32 || dtype == AHA_DTYPE_BF16,
                 "can save F32 or BF16 weights, not %s", aha_dtype_name(dtype));
-    AHA_TRY(make_dirs(dir));
+    AHA_TRY(aha_mkdir_p(dir));
     Plan plan = {0};
     char path[PATH_CAP];
     int rc = plan_entries(&plan, m, layout, dtype);

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "aha/error.h"
+#include "aha/fs.h"
 #include "aha/reward_recipe.h"
 #include "rl/trainer_internal.h"
 
@@ -218,19 +219,6 @@ static int open_store(Trainer *t) {
     return aha_runstore_set_run(t->store, t->recipe_yaml, (uint64_t)t->r->run.seed, AHA_VERSION);
 }
 
-static int make_dirs(const char *path) {
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        if (mkdir(buf, 0755) != 0 && errno != EEXIST) return aha_error_errno("%s: creating directory", buf);
-        *p = '/';
-    }
-    if (mkdir(buf, 0755) != 0 && errno != EEXIST) return aha_error_errno("%s: creating directory", buf);
-    return 0;
-}
-
 /* Atomically: a killed run never leaves a half-written recipe.yaml to resume from. */
 static int write_text(const char *path, const char *text) {
     char tmp[4300];
@@ -388,7 +376,7 @@ int aha_train(const AhaRecipe *recipe, const AhaTrainOptions *options) {
         return aha_errorf("run.output_dir %s already holds a run (run.db); continue it with "
                           "aha train --resume %s, or choose another output_dir", t.run_dir, t.run_dir);
     int rc = setup(&t);
-    if (rc == 0) rc = make_dirs(t.run_dir);
+    if (rc == 0) rc = aha_mkdir_p(t.run_dir);
     if (rc == 0) rc = open_log(&t);
     if (rc == 0) {
         snprintf(path, sizeof path, "%s/recipe.yaml", t.run_dir);

@@ -4,6 +4,7 @@
 #include "aha/corpus.h"
 #include "aha/dataset.h"
 #include "aha/error.h"
+#include "aha/fs.h"
 #include "aha/grpo.h"
 #include "aha/kernels.h"
 #include "aha/math_answer.h"
@@ -38,6 +39,7 @@ static const char *const included[] = {
     "corpus.h",
     "dataset.h",
     "error.h",
+    "fs.h",
     "grpo.h",
     "kernels.h",
     "math_answer.h",

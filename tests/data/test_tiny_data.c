@@ -59,8 +59,8 @@ static void test_char_tokenizer_rejects_bad_charsets(void **state) {
     assert_int_equal(aha_char_tokenizer_write(dir, "ab\tc"), -1);
     assert_non_null(strstr(aha_error_message(), "not printable ASCII"));
     assert_int_equal(aha_char_tokenizer_write(dir, ""), -1);
-    assert_int_equal(aha_char_tokenizer_write("/nonexistent/dir", "01"), -1);
-    assert_non_null(strstr(aha_error_message(), "/nonexistent/dir/tokenizer.json"));
+    assert_int_equal(aha_char_tokenizer_write("/dev/null/dir", "01"), -1);
+    assert_non_null(strstr(aha_error_message(), "creating directory /dev/null"));
     remove_tree(dir);
     free(dir);
 }
