@@ -84,7 +84,7 @@ static void test_math_and_code_in_order(void **state) {
     json_decref(out);
 
     char args[1024];
-    snprintf(args, sizeof args, "reward score --reward code --timeout 3 --in tests/fixtures/rewards/mixed.jsonl --out '%s/code.jsonl'", dir);
+    snprintf(args, sizeof args, "reward score --reward code --timeout 8 --in tests/fixtures/rewards/mixed.jsonl --out '%s/code.jsonl'", dir);
     assert_int_equal(aha(args), 0);
     assert_string_equal(slurp("out.txt"), "");
     out = lines(slurp("code.jsonl"));
@@ -120,7 +120,8 @@ static void test_plugins_by_name(void **state) {
     fputs("{\"completion\": \"a dog\", \"keywords\": [\"dog\", \"cat\"]}\n", f);
     fclose(f);
     char args[1024];
-    snprintf(args, sizeof args, "reward score --reward 'python3 examples/reward_plugins/keyword_reward.py' --in '%s'", in);
+    /* a generous limit: Python's start-up under ASan on a loaded 2-core machine took over 5 s */
+    snprintf(args, sizeof args, "reward score --reward 'python3 examples/reward_plugins/keyword_reward.py' --timeout 60 --in '%s'", in);
     assert_int_equal(aha(args), 0);
     assert_non_null(strstr(slurp("out.txt"), "\"reward\":0.5,\"reason\":\"1/2 keywords\""));
 }
