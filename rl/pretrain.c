@@ -8,15 +8,13 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "aha/dataset.h"
 #include "aha/error.h"
 #include "aha/grpo.h"
 #include "aha/model.h"
 #include "aha/model_io.h"
 #include "aha/optim.h"
-#include "aha/rng.h"
 #include "aha/tokenizer.h"
-
-#define PRETRAIN_SHUFFLE_STREAM 0x70726574u /* "pret" */
 
 /* The tokenized corpus: document d is tokens[start[d] .. start[d+1]). */
 typedef struct {
@@ -123,19 +121,6 @@ static int corpus_load(Corpus *c, const char *path, const AhaTokenizer *tok, int
     return rc;
 }
 
-/* The document order of one epoch: a Fisher-Yates shuffle drawn from (seed, epoch). */
-static void shuffle_epoch(size_t *order, size_t n, uint64_t seed, uint64_t epoch) {
-    AhaRng rng;
-    aha_rng_init(&rng, seed, aha_rng_stream(PRETRAIN_SHUFFLE_STREAM, (uint32_t)epoch));
-    for (size_t i = 0; i < n; i++) order[i] = i;
-    for (size_t i = n; i > 1; i--) {
-        size_t j = (size_t)aha_rng_below(&rng, i);
-        size_t t = order[i - 1];
-        order[i - 1] = order[j];
-        order[j] = t;
-    }
-}
-
 static AhaModel *load_model(const AhaRecipe *r, AhaModelSource *source) {
     memset(source, 0, sizeof *source);
     if (r->model.init == AHA_INIT_PRETRAINED) return aha_model_load_dir(r->model.path, source);
@@ -194,7 +179,7 @@ static int pretrain_steps(const AhaRecipe *r, Pretrain *p, FILE *progress) {
     size_t n_docs = p->corpus.n_docs;
     size_t cursor = 0;
     uint64_t epoch = 0;
-    shuffle_epoch(p->order, n_docs, (uint64_t)r->run.seed, epoch);
+    aha_data_epoch_order((uint64_t)r->run.seed, epoch, n_docs, p->order);
     AhaModel *m = p->model;
     AHA_TRY(aha_model_alloc_grads(m));
     double start_time = now_seconds(), window_time = start_time, window_loss = 0;
@@ -208,7 +193,7 @@ static int pretrain_steps(const AhaRecipe *r, Pretrain *p, FILE *progress) {
         for (;;) {
             if (cursor == n_docs) {
                 cursor = 0;
-                shuffle_epoch(p->order, n_docs, (uint64_t)r->run.seed, ++epoch);
+                aha_data_epoch_order((uint64_t)r->run.seed, ++epoch, n_docs, p->order);
             }
             size_t d = p->order[cursor];
             size_t len = p->corpus.start[d + 1] - p->corpus.start[d];
