@@ -26,8 +26,6 @@ int cli_wants_help(int argc, char **argv);
 int cli_fail(const char *command);
 /* Prints a usage error and a pointer to --help; returns 2. */
 int cli_usage_error(const char *command, const char *fmt, ...);
-/* For a subcommand whose issue has not landed: says so and returns 1. */
-int cli_not_landed(const char *command, const char *what, int issue);
 
 /* Recipe plumbing of train and pretrain (cli/recipe_cli.c). */
 #include "aha/recipe.h"

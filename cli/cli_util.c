@@ -29,7 +29,3 @@ int cli_usage_error(const char *command, const char *fmt, ...) {
     return 2;
 }
 
-int cli_not_landed(const char *command, const char *what, int issue) {
-    fprintf(stderr, "aha %s: not available yet: %s lands with issue %d.\n", command, what, issue);
-    return 1;
-}
