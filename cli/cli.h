@@ -41,6 +41,10 @@ void cli_recipe_args_free(CliRecipeArgs *args);
 /* Loads args->recipe_path with the overrides and checks the purpose's required keys;
  * returns 0, or 1 after printing the error. */
 int cli_recipe_load(const char *command, const CliRecipeArgs *args, AhaRecipePurpose purpose, AhaRecipe *out);
+/* Takes the one positional argument left after getopt (argv[optind]) as the recipe, loads it
+ * for purpose, and frees args' --set list; a missing or extra argument is a usage error. */
+int cli_recipe_load_positional(const char *command, CliRecipeArgs *args, int argc, char **argv,
+                               AhaRecipePurpose purpose, AhaRecipe *out);
 /* --dry-run: prints the resolved recipe as YAML on stdout; returns the exit status. */
 int cli_recipe_dry_run(const char *command, const AhaRecipe *recipe);
 

@@ -41,15 +41,8 @@ int cmd_pretrain(int argc, char **argv) {
             return cli_usage_error("pretrain", "unknown or incomplete option '%s'", argv[optind - 1]);
         }
     }
-    if (optind != argc - 1) {
-        cli_recipe_args_free(&args);
-        return cli_usage_error("pretrain", optind >= argc ? "expected a recipe file" : "expected one recipe file, got '%s' too",
-                               optind < argc - 1 ? argv[optind + 1] : "");
-    }
-    args.recipe_path = argv[optind];
     AhaRecipe recipe;
-    int status = cli_recipe_load("pretrain", &args, AHA_PURPOSE_PRETRAIN, &recipe);
-    cli_recipe_args_free(&args);
+    int status = cli_recipe_load_positional("pretrain", &args, argc, argv, AHA_PURPOSE_PRETRAIN, &recipe);
     if (status != 0) return status;
     if (args.dry_run)
         status = cli_recipe_dry_run("pretrain", &recipe);

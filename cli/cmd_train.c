@@ -93,15 +93,8 @@ int cmd_train(int argc, char **argv) {
         cli_recipe_args_free(&args);
         return status;
     }
-    if (optind != argc - 1) {
-        cli_recipe_args_free(&args);
-        return cli_usage_error("train", optind >= argc ? "expected a recipe file" : "expected one recipe file, got '%s' too",
-                               optind < argc - 1 ? argv[optind + 1] : "");
-    }
-    args.recipe_path = argv[optind];
     AhaRecipe recipe;
-    int status = cli_recipe_load("train", &args, AHA_PURPOSE_TRAIN, &recipe);
-    cli_recipe_args_free(&args);
+    int status = cli_recipe_load_positional("train", &args, argc, argv, AHA_PURPOSE_TRAIN, &recipe);
     if (status != 0) return status;
     if (args.dry_run)
         status = cli_recipe_dry_run("train", &recipe);

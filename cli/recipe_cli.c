@@ -1,5 +1,6 @@
 /* The recipe plumbing shared by `aha train` and `aha pretrain`: collecting --set overrides,
  * loading and checking the recipe for a purpose, and --dry-run. */
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -31,6 +32,19 @@ int cli_recipe_load(const char *command, const CliRecipeArgs *args, AhaRecipePur
         return cli_fail(command);
     }
     return 0;
+}
+
+int cli_recipe_load_positional(const char *command, CliRecipeArgs *args, int argc, char **argv,
+                               AhaRecipePurpose purpose, AhaRecipe *out) {
+    if (optind != argc - 1) {
+        cli_recipe_args_free(args);
+        return cli_usage_error(command, optind >= argc ? "expected a recipe file" : "expected one recipe file, got '%s' too",
+                               optind < argc - 1 ? argv[optind + 1] : "");
+    }
+    args->recipe_path = argv[optind];
+    int status = cli_recipe_load(command, args, purpose, out);
+    cli_recipe_args_free(args);
+    return status;
 }
 
 int cli_recipe_dry_run(const char *command, const AhaRecipe *recipe) {
