@@ -20,10 +20,10 @@ config.json is written the way hub checkpoints spell it (num_experts, rope_theta
 torch_dtype), which transformers v5 still reads.
 
 Usage:
-  /work/venv/bin/python scripts/make_policy_fixtures.py [--out tests/fixtures/policy]
-  /work/venv/bin/python scripts/make_policy_fixtures.py --big DIR
+  .venv/bin/python scripts/make_policy_fixtures.py [--out tests/fixtures/policy]
+  .venv/bin/python scripts/make_policy_fixtures.py --big DIR
       writes a ~1 GB bf16 qwen3_moe checkpoint of random weights (for measuring load memory).
-  /work/venv/bin/python scripts/make_policy_fixtures.py --check-saved DIR --fixture ARCH
+  .venv/bin/python scripts/make_policy_fixtures.py --check-saved DIR --fixture ARCH
       loads DIR/model, a model directory written by aha (build/parity_saved/* after
       test_parity ran), into transformers and compares its logits on the fixture batch of
       ARCH with DIR/aha_logits.safetensors, what aha computed from the same directory.

@@ -2,7 +2,7 @@
 """Writes the trainer tests' fixtures (tests/fixtures/rl/): a tiny qwen3_moe config.json
 (the weights are drawn at run time with model.init: random), a character-level
 tokenizer.json in the shape of data/char_tokenizer.c, and two small sum data sets.
-Run from the repository root: /work/venv/bin/python scripts/make_rl_fixtures.py"""
+Run from the repository root: .venv/bin/python scripts/make_rl_fixtures.py"""
 import json
 import os
 import random

@@ -17,7 +17,7 @@ library does with each of them:
                             (normalization, prefix space, stripped or removed text)
       skip=HASH             the same for decode(ids, skip_special_tokens=True) when it differs
 
-Run: /work/venv/bin/python scripts/make_tokenizer_fixtures.py  (deterministic; needs
+Run: .venv/bin/python scripts/make_tokenizer_fixtures.py  (deterministic; needs
 tokenizers, which the C build never does).
 """
 import json
