@@ -7,6 +7,7 @@
 
 #include "aha/error.h"
 #include "aha/model_io.h"
+#include "aha/reward.h"
 #include "aha/trainer.h"
 #include "aha/trainloop.h"
 #include "cli.h"

@@ -24,7 +24,7 @@ _Static_assert(sizeof(AhaModelInit) == sizeof(int) && sizeof(AhaSaveDtype) == si
                    sizeof(AhaRewardType) == sizeof(int) && sizeof(AhaRewardExtract) == sizeof(int) &&
                    sizeof(AhaFormatMatch) == sizeof(int) && sizeof(AhaCodeMode) == sizeof(int),
                "recipe enums are stored as int");
-/* The YAML names of these index aha/reward.h's enums. */
+/* The YAML names of these index aha/reward_types.h's enums. */
 _Static_assert(AHA_REWARD_PLUGIN == 5 && AHA_REWARD_COUNTDOWN == 6 && AHA_CODE_ALL == 1,
                "reward enums changed order: update reward_keys");
 

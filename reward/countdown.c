@@ -1,10 +1,10 @@
 /* The countdown reward: 1 when the last <answer> block is an equation that uses each of the
  * row's "nums" exactly once and equals its "target" (exact rational arithmetic,
- * aha_countdown_check of include/aha/taskgen.h), else 0. Well-formedness is the format
+ * aha_countdown_check in reward/countdown_check.c), else 0. Well-formedness is the format
  * reward's job, so a wrong but tidy answer earns nothing here. */
 #include <string.h>
 
-#include "aha/taskgen.h"
+#include "aha/reward.h"
 #include "reward/math_internal.h"
 #include "reward/reward_internal.h"
 

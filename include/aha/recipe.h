@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
-#include "aha/reward.h"
+#include "aha/reward_types.h"
 
 typedef struct {
     char **items;  /* [count], owned */
@@ -34,8 +34,8 @@ typedef enum { AHA_KL_K1, AHA_KL_K2, AHA_KL_K3 } AhaKlEstimator;
 typedef enum { AHA_SCHEDULE_CONSTANT, AHA_SCHEDULE_COSINE } AhaSchedule;
 typedef enum { AHA_BACKEND_NONE, AHA_BACKEND_MPI, AHA_BACKEND_NCCL } AhaBackend;
 
-/* AhaRewardType and AhaCodeMode come from aha/reward.h; the YAML names follow their order. */
-/* Same order as AhaRewardExtract of aha/reward.h. */
+/* AhaRewardType, AhaRewardExtract and AhaCodeMode come from aha/reward_types.h; the YAML
+ * names follow their order. */
 typedef enum { AHA_MATCH_FULL, AHA_MATCH_SEARCH } AhaFormatMatch;
 
 /* One entry of the rewards list; only the keys of its type are meaningful. */
@@ -43,7 +43,7 @@ typedef struct {
     AhaRewardType type;
     char *name;            /* unique in the list; defaults to the type's name */
     double weight;
-    AhaRewardExtract extract;  /* math (aha/reward.h) */
+    AhaRewardExtract extract;  /* math (aha/reward_types.h) */
     char *pattern;           /* format: PCRE2 pattern */
     AhaFormatMatch match;    /* format */
     AhaCodeMode mode;        /* code */

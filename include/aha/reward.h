@@ -14,26 +14,9 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "aha/reward_types.h"
+
 struct json_t; /* jansson */
-
-typedef enum {
-    AHA_REWARD_MATH,     /* final answer equals the row's "answer" */
-    AHA_REWARD_FORMAT,   /* the completion matches a PCRE2 pattern */
-    AHA_REWARD_CODE,     /* the last fenced Python block passes the row's "tests" */
-    AHA_REWARD_LENGTH,   /* -penalty per completion token beyond target_len */
-    AHA_REWARD_OVERLONG, /* DAPO's soft overlong penalty (max_len, cache_len) */
-    AHA_REWARD_PLUGIN,   /* a C shared object (path) or a JSON-lines program (command) */
-    AHA_REWARD_COUNTDOWN, /* the <answer> equation uses the row's "nums" once each, = "target" */
-} AhaRewardType;
-
-/* Where the math reward looks for the final answer (same order as AhaMathExtract). */
-typedef enum {
-    AHA_REWARD_EXTRACT_AUTO,       /* the last \boxed{} / \fbox{}, else <answer>...</answer> */
-    AHA_REWARD_EXTRACT_BOXED,      /* only \boxed{} / \fbox{} */
-    AHA_REWARD_EXTRACT_ANSWER_TAG, /* only <answer>...</answer> */
-} AhaRewardExtract;
-
-typedef enum { AHA_CODE_FRACTION, AHA_CODE_ALL } AhaCodeMode;
 
 /* One configured reward, filled from a recipe's `rewards:` entry. Strings are borrowed: they
  * need to live only during aha_reward_set_create(), which copies what it keeps. Start from
@@ -196,5 +179,10 @@ int aha_sandbox_run(AhaSandbox *box, const char *const *argv, const char *stdin_
 void aha_sandbox_result_free(AhaSandboxResult *result);
 /* Kills anything left and removes the scratch directory with everything in it. */
 void aha_sandbox_free(AhaSandbox *box);
+
+/* The countdown reward's judge (reward/countdown_check.c): 1 when equation uses each of
+ * nums[n] exactly once and equals target (exact rational arithmetic), else 0 with the reason
+ * in the error message. */
+int aha_countdown_check(const char *equation, const int *nums, int n, long long target);
 
 #endif

@@ -1,5 +1,5 @@
-/* Builds a reward set from a recipe's `rewards:` list (include/aha/recipe.h). A header of its
- * own because recipe.h includes reward.h. */
+/* Builds a reward set from a recipe's `rewards:` list (include/aha/recipe.h): the reward
+ * module's side of the recipe, so that core (recipe.h) never includes reward.h. */
 #ifndef AHA_REWARD_RECIPE_H
 #define AHA_REWARD_RECIPE_H
 

@@ -62,8 +62,5 @@ int aha_sum_worked_solution(const char *question, char *think, size_t think_size
  * target, every intermediate result a positive integer. Returns 1 and writes the equation
  * (e.g. "(55-36)*7-68") when one exists, 0 when none does, -1 on error. */
 int aha_countdown_solve(const int *nums, int n, long long target, char *equation, size_t size);
-/* Checks an equation against nums and target by evaluating it: 1 when it uses each number
- * exactly once and equals target, else 0 (with the reason in the error message). */
-int aha_countdown_check(const char *equation, const int *nums, int n, long long target);
 
 #endif

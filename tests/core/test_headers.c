@@ -16,6 +16,7 @@
 #include "aha/reward.h"
 #include "aha/reward_plugin.h"
 #include "aha/reward_recipe.h"
+#include "aha/reward_types.h"
 #include "aha/rng.h"
 #include "aha/runstore.h"
 #include "aha/safetensors.h"
@@ -51,6 +52,7 @@ static const char *const included[] = {
     "reward.h",
     "reward_plugin.h",
     "reward_recipe.h",
+    "reward_types.h",
     "rng.h",
     "runstore.h",
     "safetensors.h",

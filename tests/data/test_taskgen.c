@@ -14,6 +14,7 @@
 
 #include "aha/error.h"
 #include "aha/taskgen.h"
+#include "aha/reward.h"
 
 static void test_worked_sum_matches_the_documented_example(void **state) {
     (void)state;
