@@ -7,34 +7,39 @@
 #include "aha/trainloop.h"
 #include "cli.h"
 
+/* The signal that asked for a stop (SIGINT or SIGTERM), 0 while none. */
 static volatile sig_atomic_t stop_requested;
 
-/* The first Ctrl-C asks for a clean stop; SA_RESETHAND makes a second one end the process
- * at once (the run resumes from its last checkpoint either way). */
-static void on_sigint(int sig) {
-    (void)sig;
-    static const char msg[] = "\naha train: stopping after the current step (Ctrl-C again to quit now)\n";
-    stop_requested = 1;
-    ssize_t ignored = write(STDERR_FILENO, msg, sizeof msg - 1);
+/* The first Ctrl-C or SIGTERM (what Slurm and Kubernetes send before SIGKILL) asks for a
+ * clean stop; SA_RESETHAND makes a second one end the process at once (the run resumes
+ * from its last checkpoint either way). */
+static void on_stop_signal(int sig) {
+    static const char int_msg[] = "\naha train: stopping after the current step (Ctrl-C again to quit now)\n";
+    static const char term_msg[] = "\naha train: SIGTERM: stopping after the current step\n";
+    stop_requested = sig;
+    ssize_t ignored = sig == SIGTERM ? write(STDERR_FILENO, term_msg, sizeof term_msg - 1)
+                                     : write(STDERR_FILENO, int_msg, sizeof int_msg - 1);
     (void)ignored;
 }
 
-/* SIGINT (Ctrl-C) asks the loop to stop after the current step, checkpointing first. */
+/* SIGINT and SIGTERM ask the loop to stop after the current step, checkpointing first; the
+ * exit status is then 128 + the signal (130, 143), as a shell reports a killed process. */
 static int run_training(const AhaRecipe *recipe, const char *resume, const char *const *sets, int n_sets) {
-    struct sigaction sa = {0}, old;
-    sa.sa_handler = on_sigint;
+    struct sigaction sa = {0}, old_int, old_term;
+    sa.sa_handler = on_stop_signal;
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = SA_RESETHAND | SA_RESTART; /* no EINTR in the reward workers, SQLite */
     stop_requested = 0;
-    if (sigaction(SIGINT, &sa, &old) != 0) {
+    if (sigaction(SIGINT, &sa, &old_int) != 0 || sigaction(SIGTERM, &sa, &old_term) != 0) {
         perror("aha train: sigaction");
         return 1;
     }
     AhaTrainOptions options = {.out = stdout, .stop = &stop_requested, .resume_sets = sets, .n_resume_sets = n_sets};
     int rc = resume ? aha_train_resume(resume, &options) : aha_train(recipe, &options);
-    sigaction(SIGINT, &old, NULL);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
     if (rc != 0) return cli_fail("train");
-    return aha_train_was_interrupted() ? 130 : 0;
+    return aha_train_was_interrupted() ? 128 + (int)stop_requested : 0;
 }
 
 static const char usage[] =
@@ -43,8 +48,9 @@ static const char usage[] =
     "Runs GRPO as the recipe says in run.output_dir (RUN_DIR): every step and rollout in\n"
     "RUN_DIR/run.db, checkpoints in RUN_DIR/checkpoints, the resolved recipe in\n"
     "RUN_DIR/recipe.yaml, one progress line per step on stdout (and run.log_file).\n"
-    "Ctrl-C stops after the current step with a checkpoint (exit status 130); a second\n"
-    "Ctrl-C quits at once (resuming then starts from the last checkpoint).\n\n"
+    "Ctrl-C (SIGINT) or SIGTERM stops after the current step with a checkpoint (exit\n"
+    "status 130, or 143 for SIGTERM); a second one quits at once (resuming then starts\n"
+    "from the last checkpoint).\n\n"
     "  --set KEY=VALUE  override a recipe key, e.g. --set optim.lr=3e-6 (repeatable;\n"
     "                   lists in YAML: --set 'rollout.stop=[\"</answer>\"]';\n"
     "                   one reward's key: --set rewards.0.weight=0.5)\n"

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "aha/error.h"
 #include "aha/model.h"
@@ -73,8 +74,27 @@ int aha_model_config_validate(const AhaModelConfig *c) {
     for (size_t i = 0; i < sizeof positive / sizeof positive[0]; i++)
         AHA_REQUIRE(positive[i].value > 0, "%s: expected a positive integer, got %d",
                     positive[i].name, positive[i].value);
-    AHA_REQUIRE(c->num_layers <= AHA_MAX_LAYERS, "num_hidden_layers: %d exceeds the limit of %d",
-                c->num_layers, AHA_MAX_LAYERS);
+    struct { const char *name; int value, max; } bounded[] = {
+        {"vocab_size", c->vocab_size, AHA_MAX_VOCAB},
+        {"hidden_size", c->hidden_size, AHA_MAX_WIDTH},
+        {"num_hidden_layers", c->num_layers, AHA_MAX_LAYERS},
+        {"num_attention_heads", c->num_heads, AHA_MAX_HEADS},
+        {"num_key_value_heads", c->num_kv_heads, AHA_MAX_HEADS},
+        {"head_dim", c->head_dim, AHA_MAX_HEAD_DIM},
+        {"intermediate_size", c->intermediate_size, AHA_MAX_WIDTH},
+        {"moe_intermediate_size", c->moe_intermediate_size, AHA_MAX_WIDTH},
+        {"shared_expert_intermediate_size", c->shared_expert_intermediate_size, AHA_MAX_WIDTH},
+        {"num_experts", c->num_experts, AHA_MAX_EXPERTS},
+        {"num_experts_per_tok", c->num_experts_per_tok, AHA_MAX_EXPERTS},
+        {"decoder_sparse_step", c->decoder_sparse_step, AHA_MAX_LAYERS},
+        {"max_position_embeddings", c->max_position_embeddings, AHA_MAX_POSITIONS},
+    };
+    for (size_t i = 0; i < sizeof bounded / sizeof bounded[0]; i++)
+        AHA_REQUIRE(bounded[i].value <= bounded[i].max, "%s: %d exceeds the limit of %d", bounded[i].name,
+                    bounded[i].value, bounded[i].max);
+    AHA_REQUIRE(c->max_position_embeddings > 0,
+                "max_position_embeddings: expected a positive integer (the context length), got %d",
+                c->max_position_embeddings);
     AHA_REQUIRE(c->num_heads % c->num_kv_heads == 0,
                 "num_attention_heads (%d) must be a multiple of num_key_value_heads (%d)",
                 c->num_heads, c->num_kv_heads);
@@ -109,6 +129,14 @@ int aha_model_config_validate(const AhaModelConfig *c) {
     AHA_REQUIRE(c->rope_theta > 0 && isfinite(c->rope_theta), "rope_theta: expected a positive number");
     AHA_REQUIRE(c->num_eos >= 0 && c->num_eos <= AHA_MAX_EOS, "eos_token_id: at most %d ids",
                 AHA_MAX_EOS);
+    /* in double: each size is bounded, their products are not */
+    double H = c->hidden_size, q = (double)c->num_heads * c->head_dim, kv = (double)c->num_kv_heads * c->head_dim;
+    double per_layer = 4 * H + 2 * q * H + 2 * kv * H + 2 * (q + kv) + 3 * (double)c->intermediate_size * H +
+                       (double)c->num_experts * H * (1 + 3 * (double)c->moe_intermediate_size) +
+                       3 * (double)c->shared_expert_intermediate_size * H + H;
+    double total = 2 * (double)c->vocab_size * H + H + c->num_layers * per_layer;
+    AHA_REQUIRE(total <= (double)AHA_MAX_PARAMS, "the sizes make about %.3g parameters, more than the limit of %.3g",
+                total, (double)AHA_MAX_PARAMS);
     return 0;
 }
 
@@ -268,8 +296,12 @@ static int load_fields(json_t *root, AhaModelConfig *cfg) {
 }
 
 int aha_model_config_load(AhaModelConfig *cfg, const char *path) {
+    struct stat st;
+    AHA_CHECK_SYS(stat(path, &st) == 0, "%s: cannot open", path);
+    AHA_REQUIRE(!S_ISDIR(st.st_mode), "%s: is a directory, expected a config.json file", path);
     json_error_t jerr;
     json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+    if (root == NULL && jerr.line < 1) return aha_errorf("%s: %s", path, jerr.text); /* not a syntax error */
     if (root == NULL) return aha_errorf("%s:%d:%d: %s", path, jerr.line, jerr.column, jerr.text);
     int rc = load_fields(root, cfg);
     json_decref(root);

@@ -178,11 +178,13 @@ int aha_model_backward(AhaModel *m, const float *dlogprob, float aux_coef) {
     AHA_TRY(aha_model_alloc_grads(m));
     int n = A->n_parts;
     for (int i = 0; i < n; i++) AHA_TRY(prepare_part(m, A->part[i], i));
-    float aux_dprob[c->num_experts > 0 ? c->num_experts : 1];
     const float *aux = NULL;
     if (aux_coef != 0.0f && c->num_experts > 0) {
-        aux_loss_dprob(m, aux_coef, aux_dprob);
-        aux = aux_dprob;
+        /* part 0's Grads.aux [E]: carved for every part, unused by backward_part */
+        Grads g0;
+        carve(c, A->part[0]->T, head_rows(c, A->part[0]->T), A->part[0]->scratch, &g0);
+        aux_loss_dprob(m, aux_coef, g0.aux);
+        aux = g0.aux;
     }
     size_t count = m->grads.count;
     if (n == 1) { /* outside a parallel region, see aha_model_forward */

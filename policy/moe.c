@@ -61,21 +61,21 @@ static void route(const AhaModelConfig *c, LayerActs *a, int T) {
         if (c->norm_topk_prob)
             for (int j = 0; j < k; j++) w[j] /= wsum;
     }
-    /* counting sort of the (token, j) assignments by expert */
+    /* counting sort of the (token, j) assignments by expert; off[e] serves as expert e's
+     * fill cursor (no scratch sized by E), then is shifted back to the start offsets */
     int *off = a->expert_off;
     memset(off, 0, sizeof(int) * (size_t)(E + 1));
     for (size_t s = 0; s < (size_t)T * k; s++) off[a->topk_idx[s] + 1]++;
     for (int e = 0; e < E; e++) off[e + 1] += off[e];
-    int fill[E];
-    memset(fill, 0, sizeof fill);
     for (int t = 0; t < T; t++) {
         for (int j = 0; j < k; j++) {
-            int e = a->topk_idx[(size_t)t * k + j];
-            int slot = off[e] + fill[e]++;
+            int slot = off[a->topk_idx[(size_t)t * k + j]]++;
             a->slot_token[slot] = t;
             a->slot_of[(size_t)t * k + j] = slot;
         }
     }
+    for (int e = E - 1; e > 0; e--) off[e] = off[e - 1]; /* off[e] had become off[e + 1] */
+    off[0] = 0;
 }
 
 void ffn_forward(const AhaModel *m, int layer, LayerActs *a, float *y, int T) {

@@ -154,8 +154,7 @@ static void add_moe_stats(const AhaModel *m, UpdateStats *st) {
     st->aux_n++;
     int E = m->cfg.num_experts;
     if (E <= 0) return;
-    float load[1024];
-    if (E > 1024) return;
+    float load[AHA_MAX_EXPERTS]; /* config.json's num_experts is bounded by it */
     double sum = 0;
     int layers = 0;
     for (int l = 0; l < m->cfg.num_layers; l++) {

@@ -19,6 +19,15 @@
 
 #define AHA_MAX_LAYERS 256
 #define AHA_MAX_EOS 8
+/* Bounds on every size read from config.json: a hostile file is an error naming the key,
+ * never a product that overflows or an allocation sized by it. */
+#define AHA_MAX_EXPERTS 1024
+#define AHA_MAX_VOCAB (1 << 22)
+#define AHA_MAX_WIDTH (1 << 20)        /* hidden_size, intermediate sizes */
+#define AHA_MAX_HEADS 1024             /* attention and key/value heads */
+#define AHA_MAX_HEAD_DIM 4096
+#define AHA_MAX_POSITIONS (1 << 24)    /* max_position_embeddings */
+#define AHA_MAX_PARAMS (1ull << 38)    /* total parameters (1 TiB in F32) */
 #define AHA_MODEL_TYPE_MAX 32
 
 typedef enum {

@@ -217,6 +217,55 @@ static void test_errors_name_the_key(void **state) {
     assert_non_null(strstr(aha_error_message(), "/nonexistent/config.json"));
 }
 
+/* Every size read from the file is bounded: a hostile config.json is an error naming the
+ * key, never a crash (the sizes once made stack arrays in the MoE block). */
+static void test_hostile_sizes_are_refused(void **state) {
+    (void)state;
+    static const struct { const char *key, *value, *message; } cases[] = {
+        {"num_experts", "1000000000", "num_experts: 1000000000 exceeds the limit of 1024"},
+        {"hidden_size", "999999999", "hidden_size: 999999999 exceeds the limit of 1048576"},
+        {"vocab_size", "1000000000", "vocab_size: 1000000000 exceeds the limit of 4194304"},
+        {"num_attention_heads", "65536", "num_attention_heads: 65536 exceeds the limit of 1024"},
+        {"head_dim", "100000", "head_dim: 100000 exceeds the limit of 4096"},
+        {"moe_intermediate_size", "999999999", "moe_intermediate_size: 999999999 exceeds the limit of 1048576"},
+        /* 0 once meant "no limit" to the sampler */
+        {"max_position_embeddings", "0",
+         "max_position_embeddings: expected a positive integer (the context length), got 0"},
+        {"max_position_embeddings", "-1", "max_position_embeddings: expected a positive integer"},
+    };
+    static const char *const base[][2] = {{"vocab_size", "10"}, {"hidden_size", "8"}, {"num_hidden_layers", "1"},
+                                          {"num_attention_heads", "2"}, {"num_key_value_heads", "1"}, {"head_dim", "4"},
+                                          {"moe_intermediate_size", "4"}, {"num_experts", "2"},
+                                          {"num_experts_per_tok", "1"}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char json[1024];
+        int n = snprintf(json, sizeof json, "{\"model_type\": \"qwen3_moe\", \"%s\": %s", cases[i].key,
+                         cases[i].value);
+        for (size_t b = 0; b < sizeof base / sizeof base[0]; b++)
+            if (strcmp(base[b][0], cases[i].key) != 0)
+                n += snprintf(json + n, sizeof json - (size_t)n, ", \"%s\": %s", base[b][0], base[b][1]);
+        snprintf(json + n, sizeof json - (size_t)n, "}");
+        expect_error(json, cases[i].message);
+    }
+    expect_error("{\"model_type\": \"qwen3_moe\", \"vocab_size\": 4000000, \"hidden_size\": 1000000,"
+                 " \"num_hidden_layers\": 1, \"num_attention_heads\": 2, \"head_dim\": 64, \"moe_intermediate_size\": 4,"
+                 " \"num_experts\": 2, \"num_experts_per_tok\": 1}",
+                 "the sizes make about 8e+12 parameters, more than the limit of 2.75e+11");
+}
+
+/* A file that cannot be opened is not reported at line -1, a directory not as bad JSON. */
+static void test_open_errors(void **state) {
+    (void)state;
+    AhaModelConfig c;
+    assert_int_equal(aha_model_config_load(&c, "/nonexistent/config.json"), -1);
+    const char *msg = aha_error_message();
+    if (strcmp(msg, "/nonexistent/config.json: cannot open: No such file or directory") != 0)
+        fail_msg("got: %s", msg);
+    assert_int_equal(aha_model_config_load(&c, AHA_BUILD_DIR), -1);
+    msg = aha_error_message();
+    if (strcmp(msg, AHA_BUILD_DIR ": is a directory, expected a config.json file") != 0) fail_msg("got: %s", msg);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_qwen3_hub_config),
@@ -224,6 +273,8 @@ int main(void) {
         cmocka_unit_test(test_olmoe_and_mixtral),
         cmocka_unit_test(test_save_load_round_trip),
         cmocka_unit_test(test_errors_name_the_key),
+        cmocka_unit_test(test_hostile_sizes_are_refused),
+        cmocka_unit_test(test_open_errors),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

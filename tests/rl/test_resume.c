@@ -1,7 +1,8 @@
 /* Kill and resume: `aha train` killed with SIGKILL at a random moment (twice) and resumed
  * with --resume records exactly what an uninterrupted run records, bit for bit: every
  * deterministic step metric, every rollout, reward and eval. SIGINT stops cleanly after
- * the current step (exit 130, a checkpoint) and resuming finishes the same run. */
+ * the current step (exit 130, a checkpoint) and resuming finishes the same run; SIGTERM
+ * does the same with exit 143. */
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -165,6 +166,35 @@ static void test_sigint_stops_after_the_step(void **state) {
     free(dump);
 }
 
+/* SIGTERM (Slurm, Kubernetes) stops like SIGINT, with exit status 143. The run is far too
+ * long to finish before the signal, so the signal always lands mid-run. */
+static void test_sigterm_stops_after_the_step(void **state) {
+    (void)state;
+    const char *bin = tt_bin();
+    if (!bin) skip();
+    char dir[4300];
+    snprintf(dir, sizeof dir, "%s/terminated", tmp);
+    pid_t pid = fork();
+    if (pid == 0) {
+        char cmd[16384];
+        snprintf(cmd, sizeof cmd, "exec '%s' train %s --set run.output_dir='%s' " RESUME_SETS
+                 " --set run.steps=100000 > '%s.out' 2> '%s.err'", bin, TINY_RECIPE, dir, dir, dir);
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 6000 && !(tt_query(dir, "SELECT count(*) FROM steps") >= 1); i++) sleep_seconds(0.01);
+    assert_true(tt_query(dir, "SELECT count(*) FROM steps") >= 1);
+    kill(pid, SIGTERM);
+    assert_int_equal(wait_status(pid), 143);
+    int steps = (int)tt_query(dir, "SELECT count(*) FROM steps");
+    assert_true(steps >= 1 && steps < 100000);
+    char ck[4400];
+    snprintf(ck, sizeof ck, "%s/checkpoints/step-%08d/state.json", dir, steps);
+    if (access(ck, F_OK) != 0) fail_msg("no checkpoint of the terminated step: %s", ck);
+    assert_int_equal(tt_system("grep -q 'interrupted after step %d; continue with' '%s.out'", steps, dir), 0);
+    assert_int_equal(tt_system("grep -q 'SIGTERM: stopping after the current step' '%s.err'", dir), 0);
+}
+
 static void test_resume_refuses_a_changed_recipe(void **state) {
     (void)state;
     const char *bin = tt_bin();
@@ -263,6 +293,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sigkill_and_resume),
         cmocka_unit_test(test_sigint_stops_after_the_step),
+        cmocka_unit_test(test_sigterm_stops_after_the_step),
         cmocka_unit_test(test_resume_with_only_a_partial_checkpoint),
         cmocka_unit_test(test_bf16_checkpoint_resumes_exactly),
         cmocka_unit_test(test_extend_a_finished_run),
