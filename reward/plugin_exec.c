@@ -290,12 +290,12 @@ ExecReward *plugin_exec_create_host(const char *label, PluginHostFn host, void *
     return exec_create(label, NULL, host, arg, timeout_s, jobs);
 }
 
-static int parse_reply(ExecReward *er, const char *reply, AhaRewardValue *value) {
+int plugin_exec_parse_reply(const char *label, const char *reply, AhaRewardValue *value) {
     json_error_t jerr;
     json_t *obj = json_loads(reply, 0, &jerr);
     if (!json_is_object(obj)) {
         json_decref(obj);
-        return aha_errorf("%s: bad JSON reply '%.60s': %s", er->label, reply,
+        return aha_errorf("%s: bad JSON reply '%.60s': %s", label, reply,
                           obj ? "expected an object" : jerr.text);
     }
     const char *reason = json_string_value(json_object_get(obj, "reason"));
@@ -304,14 +304,14 @@ static int parse_reply(ExecReward *er, const char *reply, AhaRewardValue *value)
     int rc = 0;
     if (error) {
         const char *text = json_string_value(error);
-        rc = aha_errorf("%s: %s", er->label, text ? text : "reported an error");
+        rc = aha_errorf("%s: %s", label, text ? text : "reported an error");
     } else if (json_is_number(score) && isfinite(json_number_value(score))) {
         reward_value_set(value, AHA_REWARD_SCORED, json_number_value(score), "%s", reason ? reason : "");
     } else if (json_is_null(score)) {
         reward_value_set(value, AHA_REWARD_NO_SCORE, 0, "%s", reason ? reason : "no score");
     } else {
         rc = aha_errorf("%s: bad reply '%.60s': expected {\"score\": number or null, \"reason\": "
-                        "string}", er->label, reply);
+                        "string}", label, reply);
     }
     json_decref(obj);
     return rc;
@@ -328,7 +328,7 @@ int plugin_exec_score(ExecReward *er, const RewardCall *call, AhaRewardValue *va
     int rc = s->pid > 0 ? 0 : slot_start(er, s);
     if (rc == 0) rc = slot_exchange(er, s, request, n + 1, &reply);
     if (rc == 0) {
-        rc = parse_reply(er, reply, value);
+        rc = plugin_exec_parse_reply(er->label, reply, value);
         if (rc != 0 && strstr(aha_error_message(), "bad ")) slot_stop(s, 0); /* out of step */
     }
     pthread_mutex_unlock(&s->lock);

@@ -44,6 +44,8 @@ typedef struct ExecReward ExecReward; /* a JSON-lines program (reward/plugin_exe
 ExecReward *plugin_exec_create(const AhaRewardConfig *config, const char *name, int jobs);
 int plugin_exec_score(ExecReward *er, const RewardCall *call, AhaRewardValue *value);
 void plugin_exec_free(ExecReward *er);
+/* One reply line of a JSON-lines plug-in into *value; errors start with label. */
+int plugin_exec_parse_reply(const char *label, const char *reply, AhaRewardValue *value);
 /* The same protocol served by host(arg, socket) in a forked child of the trainer instead of
  * a program: how C plug-ins run, so that their crashes and hangs stay out of the run. */
 typedef int (*PluginHostFn)(void *arg, int socket_fd);
