@@ -5,6 +5,10 @@
 #ifndef AHA_CHAR_TOKENIZER_H
 #define AHA_CHAR_TOKENIZER_H
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* The characters of the synthetic tasks: digits, arithmetic, brackets, separators. */
 #define AHA_CHAR_TOKENIZER_DEFAULT_CHARSET "0123456789+-*/()=,. abcdefghijklmnopqrstuvwxyz"
 #define AHA_CHAR_TOKENIZER_EOS "<|endoftext|>"
@@ -16,5 +20,9 @@
 int aha_char_tokenizer_write(const char *dir, const char *charset);
 /* Vocabulary size of such a tokenizer: strlen(charset) + 5. */
 int aha_char_tokenizer_vocab_size(const char *charset);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -8,6 +8,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* The worked steps of a Countdown equation in evaluation order, e.g. "(55-36)*7-68" ->
  * "55-36=19 19*7=133 133-68=65". Integers, + - * /, parentheses. */
 int aha_countdown_steps(const char *equation, char *steps, size_t size);
@@ -20,5 +24,9 @@ int aha_countdown_steps(const char *equation, char *steps, size_t size);
  * Countdown row (one with "nums"). Written to a temporary name and renamed. */
 int aha_corpus_write(const char *task_path, double think_share, uint64_t seed,
                      const char *out_path, size_t *n_docs, size_t *n_worked);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

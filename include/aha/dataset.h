@@ -12,6 +12,10 @@
 
 #include "aha/recipe.h" /* AhaTemplate */
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct {
     const char *question;     /* field name; NULL = "question" */
     const char *answer;       /* NULL = "answer"; "" = the rows have no answer */
@@ -84,5 +88,9 @@ char *aha_template_render(AhaTemplate kind, const char *question, const char *sy
                           int open_think);
 /* "r1_zero", "plain", "qwen_chat" */
 const char *aha_template_name(AhaTemplate kind);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

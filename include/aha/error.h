@@ -12,6 +12,10 @@
 
 #include <stddef.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #if defined(__GNUC__)
 #define AHA_PRINTF(a, b) __attribute__((format(printf, a, b)))
 #else
@@ -57,5 +61,9 @@ void *aha_malloc(size_t size);
 void *aha_calloc(size_t count, size_t size);
 void *aha_realloc(void *ptr, size_t size);
 char *aha_strdup(const char *s);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

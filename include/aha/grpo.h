@@ -8,6 +8,10 @@
 
 #include <stddef.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum { AHA_GRPO_ADV_GRPO, AHA_GRPO_ADV_DR_GRPO, AHA_GRPO_ADV_BATCH_STD } AhaGrpoAdvantage;
 typedef enum { AHA_GRPO_SUM_THEN_NORMALIZE, AHA_GRPO_NORMALIZE_THEN_SUM } AhaGrpoCombine;
 typedef enum { AHA_GRPO_RATIO_TOKEN, AHA_GRPO_RATIO_SEQUENCE } AhaGrpoRatio;
@@ -116,5 +120,9 @@ double aha_grpo_kl(AhaGrpoKl kl, double logp, double logp_ref, double *dkl_dlogp
  * lr / warmup_steps, then constant or cosine decay to lr * min_lr_ratio at total_steps. */
 double aha_lr_schedule(double lr, int warmup_steps, int cosine, double min_lr_ratio,
                        int step, int total_steps);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -14,6 +14,10 @@
 
 #include <stddef.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct AhaKernels {
     const char *name;
 
@@ -119,5 +123,9 @@ void aha_logprob_forward_ref(float *logprob, float *entropy, const float *logits
                              const int *targets, int n, int vocab, float temperature);
 void aha_logprob_backward_ref(float *dlogits, const float *dlogprob, const float *logits,
                               const int *targets, int n, int vocab, float temperature);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -14,6 +14,10 @@
 
 #include <stddef.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum {
     /* Whichever comes last: the last \boxed{...} / \fbox{...}, or the last <answer>...</answer>
      * block (a \boxed{} inside the block wins); the model's final statement is its answer. */
@@ -46,5 +50,9 @@ char *aha_math_gold(const char *gold);
  * empty), -1 when gold_answer cannot be parsed (empty, unbalanced braces; a verdict, no
  * message recorded), -2 when memory runs out (message recorded). */
 int aha_math_equal(const char *answer, const char *gold_answer);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

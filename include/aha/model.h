@@ -17,6 +17,10 @@
 
 #include "aha/kernels.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define AHA_MAX_LAYERS 256
 #define AHA_MAX_EOS 8
 /* Bounds on every size read from config.json: a hostile file is an error naming the key,
@@ -201,5 +205,9 @@ int aha_layer_attn_out(AhaModel *m, int layer, float *x, const float *attn, int 
 int aha_layer_ffn(AhaModel *m, int layer, float *x, int n);
 /* logits[N,V] = lm_head(final_norm(x)) */
 int aha_model_head(AhaModel *m, float *logits, const float *x, int n);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

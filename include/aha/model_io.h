@@ -18,6 +18,10 @@
 #include "aha/model.h"
 #include "aha/safetensors.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum {
     AHA_EXPERT_LAYOUT_PER_EXPERT,
     AHA_EXPERT_LAYOUT_FUSED,
@@ -54,5 +58,9 @@ int aha_model_save_dir(const AhaModel *m, const char *dir, const AhaModelSource 
  * Mixtral's block_sparse_moe names). out holds at least 128 bytes. */
 int aha_checkpoint_tensor_name(const AhaModelConfig *cfg, const char *model_name, char *out,
                                size_t cap);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -6,6 +6,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct {
     float beta1, beta2, eps, weight_decay;
 } AhaAdamWConfig;
@@ -29,5 +33,9 @@ void aha_adamw_step(AhaAdamW *opt, float *params, const float *grads, float lr);
 /* The global L2 norm of grads[count] before clipping; when max_norm > 0 and the norm exceeds
  * it, scales grads by max_norm / (norm + 1e-6) (torch.nn.utils.clip_grad_norm_). */
 float aha_clip_grad_norm(float *grads, size_t count, float max_norm);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -14,6 +14,10 @@
 
 #include "aha/reward_types.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct {
     char **items;  /* [count], owned */
     int count;
@@ -237,5 +241,9 @@ const char *aha_recipe_key_default_text(const AhaRecipeKey *key);
 int aha_recipe_reward_types_text(const AhaRecipeKey *key, char *buf, size_t size);
 /* Writes the two key tables of docs/recipes.md (markdown). */
 int aha_recipe_write_key_tables(FILE *out);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -16,6 +16,10 @@
 
 #include "aha/reward_types.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 struct json_t; /* jansson */
 
 /* One configured reward, filled from a recipe's `rewards:` entry. Strings are borrowed: they
@@ -184,5 +188,9 @@ void aha_sandbox_free(AhaSandbox *box);
  * nums[n] exactly once and equals target (exact rational arithmetic), else 0 with the reason
  * in the error message. */
 int aha_countdown_check(const char *equation, const int *nums, int n, long long target);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -25,6 +25,10 @@
 
 #include <stddef.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define AHA_REWARD_PLUGIN_ABI_VERSION 1
 
 typedef struct {
@@ -41,5 +45,9 @@ typedef int (*AhaRewardPluginScoreFn)(const AhaPluginSample *sample, double *sco
 int aha_reward_plugin_abi_version(void);
 int aha_reward_plugin_score(const AhaPluginSample *sample, double *score, char *reason,
                             size_t reason_cap);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

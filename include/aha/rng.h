@@ -17,6 +17,10 @@
 
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* One Philox4x32-10 block: out = philox(ctr, key). Pure function. */
 void aha_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]);
 
@@ -57,5 +61,9 @@ double aha_rng_double(AhaRng *rng);
 uint64_t aha_rng_below(AhaRng *rng, uint64_t n);
 /* Standard normal (Box-Muller on two doubles; consumes 4 words). */
 double aha_rng_normal(AhaRng *rng);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -9,6 +9,10 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct AhaRunStore AhaRunStore;
 
 /* One row of the steps table. Every field is a REAL column of the same name; NaN is stored
@@ -119,5 +123,9 @@ void aha_inspect_options_init(AhaInspectOptions *o);
 int aha_inspect(AhaRunStore *s, const char *what, const AhaInspectOptions *o, FILE *out);
 /* A self-contained HTML page (inline SVG, no network) of the run's curves and samples. */
 int aha_report_html(AhaRunStore *s, FILE *out);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

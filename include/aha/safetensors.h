@@ -14,6 +14,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* Every dtype of the format; only F32, BF16 and F16 convert to float32. */
 typedef enum {
     AHA_DTYPE_BOOL,
@@ -126,5 +130,9 @@ int aha_safetensors_write(const char *path, const AhaSafetensorsEntry *entries, 
 uint16_t aha_f32_to_bf16(float value);
 float aha_bf16_to_f32(uint16_t value);
 float aha_f16_to_f32(uint16_t value);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

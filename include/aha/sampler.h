@@ -29,6 +29,10 @@
 
 #include "aha/model.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum AhaStopReason {
     AHA_STOP_NONE = 0, /* still running (never in a finished group) */
     AHA_STOP_EOS,      /* "eos": sampled one of params.eos_ids */
@@ -152,5 +156,9 @@ int aha_rollout_next(AhaRolloutWorker *worker, AhaRolloutGroup **group);
  * its thread, frees undelivered groups and the worker. Returns 0, or -1 if the sampler
  * had failed. stats may be NULL. */
 int aha_rollout_join(AhaRolloutWorker *worker, AhaRolloutStats *stats);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

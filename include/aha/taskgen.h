@@ -10,6 +10,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define AHA_TASKGEN_RNG_STREAM 0x7461736bu /* "task" */
 #define AHA_TASKGEN_MAX_OPERANDS 8
 #define AHA_TASKGEN_MAX_DIGITS 9
@@ -62,5 +66,9 @@ int aha_sum_worked_solution(const char *question, char *think, size_t think_size
  * target, every intermediate result a positive integer. Returns 1 and writes the equation
  * (e.g. "(55-36)*7-68") when one exists, 0 when none does, -1 on error. */
 int aha_countdown_solve(const int *nums, int n, long long target, char *equation, size_t size);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

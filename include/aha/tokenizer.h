@@ -16,6 +16,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct AhaTokenizer AhaTokenizer;
 
 /* A growable list of token ids. Zero-initialise it; encode appends to it. */
@@ -93,5 +97,9 @@ int aha_decode_stream_push(AhaDecodeStream *stream, int32_t id, const char **tex
 /* Emits what is held back (an unfinished character becomes U+FFFD) and resets the stream. */
 int aha_decode_stream_flush(AhaDecodeStream *stream, const char **text, size_t *len);
 void aha_decode_stream_free(AhaDecodeStream *stream);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -5,6 +5,10 @@
 
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* The order training prompts are drawn in: epoch after epoch, each a permutation of the
  * rows (Fisher-Yates driven by the Philox stream (seed, AHA_DATA_ORDER_STREAM, epoch)), or
  * the file order when shuffle is off. Its whole state is (epoch, position). */
@@ -58,5 +62,9 @@ char *aha_checkpoint_prepare(const char *run_dir, int step);
 int aha_checkpoint_finish(const char *run_dir, const char *tmp_dir, int step, int keep);
 /* The newest complete checkpoint: *step = -1 and *path = NULL when there is none. */
 int aha_checkpoint_latest(const char *run_dir, int *step, char **path);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -17,6 +17,10 @@
 #include "aha/recipe.h"
 #include "aha/tokenizer.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct {
     FILE *out;                          /* progress lines; NULL = none */
     volatile sig_atomic_t *stop;        /* when non-zero after a step: checkpoint and return */
@@ -79,5 +83,9 @@ void aha_eval_config_from_recipe(AhaEvalConfig *cfg, const AhaRecipe *recipe);
 int aha_eval_file(AhaModel *m, const AhaTokenizer *tok, const char *path,
                   const char *question_field, const char *answer_field,
                   const AhaEvalConfig *cfg, AhaEvalResult *out);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif
