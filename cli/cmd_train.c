@@ -24,7 +24,8 @@ static void on_stop_signal(int sig) {
 
 /* SIGINT and SIGTERM ask the loop to stop after the current step, checkpointing first; the
  * exit status is then 128 + the signal (130, 143), as a shell reports a killed process. */
-static int run_training(const AhaRecipe *recipe, const char *resume, const char *const *sets, int n_sets) {
+static int run_training(const AhaRecipe *recipe, const char *resume, const char *const *sets, int n_sets,
+                        int new_store, int fall_back) {
     struct sigaction sa = {0}, old_int, old_term;
     sa.sa_handler = on_stop_signal;
     sigemptyset(&sa.sa_mask);
@@ -34,7 +35,8 @@ static int run_training(const AhaRecipe *recipe, const char *resume, const char 
         perror("aha train: sigaction");
         return 1;
     }
-    AhaTrainOptions options = {.out = stdout, .stop = &stop_requested, .resume_sets = sets, .n_resume_sets = n_sets};
+    AhaTrainOptions options = {.out = stdout, .stop = &stop_requested, .resume_sets = sets, .n_resume_sets = n_sets,
+                               .new_store = new_store, .fall_back = fall_back};
     int rc = resume ? aha_train_resume(resume, &options) : aha_train(recipe, &options);
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
@@ -44,7 +46,7 @@ static int run_training(const AhaRecipe *recipe, const char *resume, const char 
 
 static const char usage[] =
     "usage: aha train RECIPE.yaml [--set KEY=VALUE]... [--dry-run]\n"
-    "       aha train --resume RUN_DIR [--set run.steps=N]...\n\n"
+    "       aha train --resume RUN_DIR [--set run.steps=N]... [--fall-back] [--new-store]\n\n"
     "Runs GRPO as the recipe says in run.output_dir (RUN_DIR): every step and rollout in\n"
     "RUN_DIR/run.db, checkpoints in RUN_DIR/checkpoints, the resolved recipe in\n"
     "RUN_DIR/recipe.yaml, one progress line per step on stdout (and run.log_file).\n"
@@ -59,7 +61,15 @@ static const char usage[] =
     "                   (steps recorded after that checkpoint are replaced); --set may\n"
     "                   change run.steps (e.g. to train longer), run.eval_every,\n"
     "                   run.checkpoint_every, run.keep_checkpoints, run.max_nan_skips,\n"
-    "                   run.log_file\n"
+    "                   run.log_file. One aha train writes a run at a time (RUN_DIR/aha.lock);\n"
+    "                   the checkpoint's files are checked against the CRC-32s in its\n"
+    "                   state.json and run.db with PRAGMA quick_check first\n"
+    "  --fall-back      with --resume: when the newest checkpoint is damaged, resume from\n"
+    "                   the newest older one that passes its checks (the damaged one is\n"
+    "                   renamed checkpoints/damaged-step-NNNNNNNN)\n"
+    "  --new-store      with --resume: accept a missing or empty RUN_DIR/run.db and record\n"
+    "                   from the checkpoint's step on in a new one (the steps before it are\n"
+    "                   then not in the store)\n"
     "  -h, --help       this help\n\n"
     "Every recipe key is listed in docs/recipes.md.\n";
 
@@ -68,11 +78,14 @@ int cmd_train(int argc, char **argv) {
         {"set", required_argument, NULL, 's'},
         {"dry-run", no_argument, NULL, 'n'},
         {"resume", required_argument, NULL, 'r'},
+        {"fall-back", no_argument, NULL, 'f'},
+        {"new-store", no_argument, NULL, 'N'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     CliRecipeArgs args = {0};
     const char *resume = NULL;
+    int fall_back = 0, new_store = 0;
     int opt;
     optind = 1;
     opterr = 0;
@@ -83,6 +96,8 @@ int cmd_train(int argc, char **argv) {
             break;
         case 'n': args.dry_run = 1; break;
         case 'r': resume = optarg; break;
+        case 'f': fall_back = 1; break;
+        case 'N': new_store = 1; break;
         case 'h':
             cli_recipe_args_free(&args);
             fputs(usage, stdout);
@@ -95,9 +110,13 @@ int cmd_train(int argc, char **argv) {
     if (resume) {
         int extra = optind < argc || args.dry_run;
         int status = extra ? cli_usage_error("train", "--resume takes no recipe and no --dry-run")
-                           : run_training(NULL, resume, args.sets, args.n_sets);
+                           : run_training(NULL, resume, args.sets, args.n_sets, new_store, fall_back);
         cli_recipe_args_free(&args);
         return status;
+    }
+    if (fall_back || new_store) {
+        cli_recipe_args_free(&args);
+        return cli_usage_error("train", "--fall-back and --new-store go with --resume RUN_DIR");
     }
     AhaRecipe recipe;
     int status = cli_recipe_load_positional("train", &args, argc, argv, AHA_PURPOSE_TRAIN, &recipe);
@@ -105,7 +124,7 @@ int cmd_train(int argc, char **argv) {
     if (args.dry_run)
         status = cli_recipe_dry_run("train", &recipe);
     else
-        status = run_training(&recipe, NULL, NULL, 0);
+        status = run_training(&recipe, NULL, NULL, 0, 0, 0);
     aha_recipe_free(&recipe);
     return status;
 }

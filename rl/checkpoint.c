@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "aha/error.h"
 #include "aha/trainer.h"
@@ -163,9 +164,145 @@ int aha_checkpoint_latest(const char *run_dir, int *step, char **path) {
     return 0;
 }
 
+int aha_checkpoint_remove_partial(const char *run_dir) {
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/checkpoints", run_dir);
+    DIR *d = opendir(dir);
+    if (!d) return errno == ENOENT ? 0 : aha_error_errno("%s: listing checkpoints", dir);
+    struct dirent *e;
+    int rc = 0;
+    while (rc == 0 && (e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, ".tmp-step-", 10) != 0) continue;
+        char path[4400];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        rc = remove_tree(path);
+    }
+    closedir(d);
+    return rc;
+}
+
+int aha_checkpoint_steps(const char *run_dir, int **steps, int *count) { return list_steps(run_dir, steps, count); }
+
+/* ---- checksums of a checkpoint's files ---- */
+
+static int file_crc32(const char *path, unsigned long *crc, long long *bytes) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    AHA_CHECK_SYS(fd >= 0, "%s: opening", path);
+    static _Thread_local unsigned char buf[1 << 20];
+    uLong c = crc32_z(0L, Z_NULL, 0);
+    long long total = 0;
+    for (;;) {
+        ssize_t n = read(fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            int rc = aha_error_errno("%s: reading", path);
+            close(fd);
+            return rc;
+        }
+        if (n == 0) break;
+        c = crc32_z(c, buf, (size_t)n);
+        total += n;
+    }
+    close(fd);
+    *crc = c;
+    *bytes = total;
+    return 0;
+}
+
+/* {"relative/path": {"crc32": "8 hex digits", "bytes": N}} of every file under dir/rel,
+ * state.json at the top excluded (it holds the table). */
+static int checksum_tree(const char *dir, const char *rel, json_t *files) {
+    char path[4400];
+    snprintf(path, sizeof path, "%s%s%s", dir, rel[0] ? "/" : "", rel);
+    DIR *d = opendir(path);
+    AHA_CHECK_SYS(d, "%s: opening directory", path);
+    struct dirent *e;
+    int rc = 0;
+    while (rc == 0 && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.' || (!rel[0] && strcmp(e->d_name, "state.json") == 0)) continue;
+        char child_rel[4400], child[8900];
+        snprintf(child_rel, sizeof child_rel, "%s%s%s", rel, rel[0] ? "/" : "", e->d_name);
+        snprintf(child, sizeof child, "%s/%s", dir, child_rel);
+        struct stat st;
+        if (lstat(child, &st) != 0) {
+            rc = aha_error_errno("%s: stat", child);
+        } else if (S_ISDIR(st.st_mode)) {
+            rc = checksum_tree(dir, child_rel, files);
+        } else {
+            unsigned long crc;
+            long long bytes;
+            rc = file_crc32(child, &crc, &bytes);
+            char hex[16];
+            snprintf(hex, sizeof hex, "%08lx", crc);
+            json_t *entry = rc == 0 ? json_pack("{s:s, s:I}", "crc32", hex, "bytes", (json_int_t)bytes) : NULL;
+            if (rc == 0 && (!entry || json_object_set_new(files, child_rel, entry) != 0))
+                rc = aha_errorf("%s: recording the checksum failed (out of memory)", child);
+        }
+    }
+    closedir(d);
+    return rc;
+}
+
+int aha_checkpoint_verify(const char *ck_dir) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/state.json", ck_dir);
+    json_error_t err;
+    json_t *root = json_load_file(path, 0, &err);
+    if (!root) return aha_errorf("%s:%d:%d: %s", path, err.line, err.column, err.text);
+    json_t *files = json_object_get(root, "files");
+    int rc = 0;
+    if (files && !json_is_object(files)) rc = aha_errorf("%s: 'files' must be an object", path);
+    const char *name;
+    json_t *entry;
+    if (rc == 0 && files) {
+        json_object_foreach(files, name, entry) {
+            const char *want = json_string_value(json_object_get(entry, "crc32"));
+            json_t *size = json_object_get(entry, "bytes");
+            if (!want || !json_is_integer(size) || strstr(name, "..") || name[0] == '/') {
+                rc = aha_errorf("%s: files.%s: expected {\"crc32\": hex, \"bytes\": integer}", path, name);
+                break;
+            }
+            char file[4400];
+            snprintf(file, sizeof file, "%s/%s", ck_dir, name);
+            unsigned long crc;
+            long long bytes;
+            if (access(file, F_OK) != 0) {
+                rc = aha_error_errno("%s: listed in state.json but missing", file);
+                break;
+            }
+            if ((rc = file_crc32(file, &crc, &bytes)) != 0) break;
+            char got[16];
+            snprintf(got, sizeof got, "%08lx", crc);
+            if (bytes != json_integer_value(size) || strcmp(got, want) != 0) {
+                rc = aha_errorf("%s: damaged: %lld bytes with crc32 %s, but state.json says %lld bytes with crc32 %s",
+                                file, bytes, got, (long long)json_integer_value(size), want);
+                break;
+            }
+        }
+    }
+    json_decref(root);
+    return rc;
+}
+
 /* ---- state.json ---- */
 
-int aha_trainer_state_save(const char *path, const AhaTrainerState *s) {
+static int state_write(const char *path, const AhaTrainerState *s, json_t *files);
+
+int aha_trainer_state_save(const char *path, const AhaTrainerState *s) { return state_write(path, s, NULL); }
+
+int aha_checkpoint_seal(const char *tmp_dir, const AhaTrainerState *s) {
+    json_t *files = json_object();
+    AHA_CHECK_ALLOC(files);
+    int rc = checksum_tree(tmp_dir, "", files);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/state.json", tmp_dir);
+    if (rc == 0) rc = state_write(path, s, files);
+    json_decref(files);
+    return rc;
+}
+
+/* files (borrowed, may be NULL): the checksum table of aha_checkpoint_seal. */
+static int state_write(const char *path, const AhaTrainerState *s, json_t *files) {
     char seed[32];
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)s->seed);
     json_t *j = json_pack("{s:i, s:s, s:I, s:I, s:i, s:i, s:I, s:s, s:i}", "step", s->step, "seed", seed,
@@ -173,6 +310,10 @@ int aha_trainer_state_save(const char *path, const AhaTrainerState *s) {
                           "nan_streak", s->nan_streak, "ref_step", s->ref_step, "optimizer_steps",
                           (json_int_t)s->optimizer_steps, "recipe_sha", s->recipe_sha, "format", 1);
     AHA_REQUIRE(j, "%s: building the trainer state failed", path);
+    if (files && json_object_set(j, "files", files) != 0) {
+        json_decref(j);
+        return aha_errorf("%s: building the trainer state failed (out of memory)", path);
+    }
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     int rc = json_dump_file(j, tmp, JSON_INDENT(2) | JSON_SORT_KEYS);

@@ -2,6 +2,8 @@
  * docs/run-store.md describes the tables and shows queries. */
 #include "aha/runstore.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <sqlite3.h>
 #include <stdlib.h>
@@ -77,6 +79,7 @@ struct AhaRunStore {
     char *path;
     int step;     /* the step of the open transaction, -1 when none */
     int readonly;
+    int busy_ms;  /* how long a statement waits for another connection's lock */
     sqlite3_stmt *insert_prompt, *insert_rollout, *insert_reward, *insert_step_reward, *insert_eval;
 };
 
@@ -104,14 +107,48 @@ static const char schema_sql[] =
     "CREATE VIEW IF NOT EXISTS rollouts_v AS SELECT r.*, p.text AS prompt, p.gold AS gold"
     " FROM rollouts r JOIN prompts p ON p.id = r.prompt_id;";
 
+/* Who else holds a POSIX lock on the store (SQLite locks run.db-shm in WAL mode, run.db
+ * otherwise): "process N", or "" when no one can be named. */
+static void lock_holder(const char *db_path, char *out, size_t cap) {
+    out[0] = '\0';
+    const char *suffix[] = {"-shm", ""};
+    for (int i = 0; i < 2 && !out[0]; i++) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s%s", db_path, suffix[i]);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) continue;
+        struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
+        if (fcntl(fd, F_GETLK, &fl) == 0 && fl.l_type != F_UNLCK)
+            snprintf(out, cap, "process %ld", (long)fl.l_pid);
+        close(fd);
+    }
+}
+
+static int busy_fail(AhaRunStore *s, const char *what) {
+    char who[64];
+    lock_holder(s->path, who, sizeof who);
+    return aha_errorf("%s: %s: the store stayed locked for %g s by %s (a sqlite3 shell or program holding a "
+                      "write transaction?); end that transaction and resume the run", s->path, what,
+                      s->busy_ms / 1000.0, who[0] ? who : "another connection");
+}
+
+static int damaged(int rc) { return rc == SQLITE_CORRUPT || rc == SQLITE_NOTADB; }
+
 static int sql_fail(AhaRunStore *s, const char *what) {
+    int rc = sqlite3_errcode(s->db);
+    if (rc == SQLITE_BUSY) return busy_fail(s, what);
+    if (damaged(rc)) return aha_errorf("%s: %s: the run store is damaged (%s)", s->path, what, sqlite3_errmsg(s->db));
     return aha_errorf("%s: %s: %s", s->path, what, sqlite3_errmsg(s->db));
 }
 
 static int exec(AhaRunStore *s, const char *sql, const char *what) {
     char *msg = NULL;
-    if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        aha_errorf("%s: %s: %s", s->path, what, msg ? msg : sqlite3_errmsg(s->db));
+    int rc = sqlite3_exec(s->db, sql, NULL, NULL, &msg);
+    if (rc != SQLITE_OK) {
+        if (rc == SQLITE_BUSY) busy_fail(s, what);
+        else if (damaged(rc))
+            aha_errorf("%s: %s: the run store is damaged (%s)", s->path, what, msg ? msg : sqlite3_errmsg(s->db));
+        else aha_errorf("%s: %s: %s", s->path, what, msg ? msg : sqlite3_errmsg(s->db));
         sqlite3_free(msg);
         return -1;
     }
@@ -152,6 +189,30 @@ static int prepare_writers(AhaRunStore *s) {
     return 0;
 }
 
+/* 1 when the directory holding path exists and this process may not write in it. */
+static int dir_read_only(const char *path) {
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash == dir) slash[1] = '\0';
+    else if (slash) *slash = '\0';
+    else snprintf(dir, sizeof dir, ".");
+    return access(dir, F_OK) == 0 && access(dir, W_OK) != 0 && (errno == EACCES || errno == EROFS);
+}
+
+/* 1 when run.db-wal holds frames not yet copied into run.db. */
+static int wal_pending(const char *path) {
+    char wal[4200];
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    struct stat st;
+    return stat(wal, &st) == 0 && st.st_size > 0;
+}
+
+void aha_runstore_set_busy_timeout(AhaRunStore *s, int ms) {
+    s->busy_ms = ms;
+    sqlite3_busy_timeout(s->db, ms);
+}
+
 static AhaRunStore *open_store(const char *path, int readonly) {
     AhaRunStore *s = aha_calloc(1, sizeof *s);
     if (!s) return NULL;
@@ -161,17 +222,44 @@ static AhaRunStore *open_store(const char *path, int readonly) {
     if (!s->path) goto fail;
     int flags = readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
     if (sqlite3_open_v2(path, &s->db, flags | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
-        aha_errorf("%s: cannot open the run store: %s", path, s->db ? sqlite3_errmsg(s->db) : "out of memory");
+        if (!readonly && dir_read_only(path))
+            aha_errorf("%s: the run directory is read-only: cannot write the run store", path);
+        else
+            aha_errorf("%s: cannot open the run store: %s", path, s->db ? sqlite3_errmsg(s->db) : "out of memory");
         goto fail;
     }
-    sqlite3_busy_timeout(s->db, 10000);
+    aha_runstore_set_busy_timeout(s, AHA_RUNSTORE_BUSY_MS);
     if (readonly) {
         sqlite3_stmt *st = NULL;
         int ok = sqlite3_prepare_v2(s->db, "SELECT schema_version FROM run", -1, &st, NULL) == SQLITE_OK &&
                  sqlite3_step(st) == SQLITE_ROW;
         sqlite3_finalize(st);
+        if (!ok && sqlite3_errcode(s->db) == SQLITE_CANTOPEN && dir_read_only(path) && !wal_pending(path)) {
+            /* SQLite cannot create run.db-shm in a read-only directory; with no write-ahead
+             * log left the file alone is the whole store, which immutable=1 reads */
+            sqlite3_close(s->db);
+            s->db = NULL;
+            char *uri = sqlite3_mprintf("file:%s?immutable=1", path);
+            if (!uri) {
+                aha_errorf("%s: out of memory", path);
+                goto fail;
+            }
+            int orc = sqlite3_open_v2(uri, &s->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX, NULL);
+            sqlite3_free(uri);
+            ok = orc == SQLITE_OK &&
+                 sqlite3_prepare_v2(s->db, "SELECT schema_version FROM run", -1, &st, NULL) == SQLITE_OK &&
+                 sqlite3_step(st) == SQLITE_ROW;
+            sqlite3_finalize(st);
+        }
+        if (!ok && dir_read_only(path) && wal_pending(path)) {
+            aha_errorf("%s: the run directory is read-only and holds an unfinished write-ahead log (run.db-wal), "
+                       "which SQLite can read only where it may create run.db-shm: copy the run directory "
+                       "somewhere writable and read the copy", path);
+            goto fail;
+        }
         if (!ok) {
-            aha_errorf("%s: not an aha run store (no run record): %s", path, sqlite3_errmsg(s->db));
+            aha_errorf("%s: not an aha run store (no run record): %s", path,
+                       s->db ? sqlite3_errmsg(s->db) : "out of memory");
             goto fail;
         }
         return s;
@@ -237,17 +325,26 @@ static void now_iso(char *buf, size_t cap) {
     strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-static void bind_real(sqlite3_stmt *st, int i, double v) {
-    if (isfinite(v)) sqlite3_bind_double(st, i, v);
-    else sqlite3_bind_null(st, i);
+static int bind_real(sqlite3_stmt *st, int i, double v) {
+    return isfinite(v) ? sqlite3_bind_double(st, i, v) : sqlite3_bind_null(st, i);
 }
 
-static void bind_text(sqlite3_stmt *st, int i, const char *v) {
-    if (v) sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT);
-    else sqlite3_bind_null(st, i);
+static int bind_text(sqlite3_stmt *st, int i, const char *v) {
+    return v ? sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(st, i);
 }
 
-static int run_stmt(AhaRunStore *s, sqlite3_stmt *st, const char *what) {
+/* Keeps the first failing sqlite3_bind_* result in `bound` (SQLITE_TOOBIG for a text over
+ * SQLite's length limit, SQLITE_NOMEM, ...). */
+#define BIND(call) (bound = bound != SQLITE_OK ? bound : (call))
+
+static int bind_fail(AhaRunStore *s, sqlite3_stmt *st, int bound, const char *what) {
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return aha_errorf("%s: %s: binding a value failed: %s", s->path, what, sqlite3_errstr(bound));
+}
+
+static int run_stmt(AhaRunStore *s, sqlite3_stmt *st, int bound, const char *what) {
+    if (bound != SQLITE_OK) return bind_fail(s, st, bound, what);
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
@@ -261,6 +358,7 @@ int aha_runstore_set_run(AhaRunStore *s, const char *recipe_yaml, uint64_t seed,
     host[sizeof host - 1] = '\0';
     now_iso(when, sizeof when);
     sqlite3_stmt *st = NULL;
+    int bound = SQLITE_OK;
     AHA_TRY(prepare(s, "SELECT count(*) FROM run", &st));
     int exists = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) > 0;
     sqlite3_finalize(st);
@@ -268,20 +366,24 @@ int aha_runstore_set_run(AhaRunStore *s, const char *recipe_yaml, uint64_t seed,
         int last;
         AHA_TRY(aha_runstore_last_step(s, &last));
         AHA_TRY(prepare(s, "INSERT INTO resumes(at, from_step, host) VALUES (?, ?, ?)", &st));
-        sqlite3_bind_text(st, 1, when, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_int(st, 2, last);
-        sqlite3_bind_text(st, 3, host, -1, SQLITE_TRANSIENT);
+        BIND(sqlite3_bind_text(st, 1, when, -1, SQLITE_TRANSIENT));
+        BIND(sqlite3_bind_int(st, 2, last));
+        BIND(sqlite3_bind_text(st, 3, host, -1, SQLITE_TRANSIENT));
     } else {
         AHA_TRY(prepare(s,
                         "INSERT INTO run(id, recipe, seed, version, started_at, host, schema_version)"
                         " VALUES (1, ?, ?, ?, ?, ?, ?)",
                         &st));
-        sqlite3_bind_text(st, 1, recipe_yaml, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_int64(st, 2, (sqlite3_int64)seed);
-        sqlite3_bind_text(st, 3, version, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(st, 4, when, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(st, 5, host, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_int(st, 6, AHA_RUNSTORE_SCHEMA_VERSION);
+        BIND(sqlite3_bind_text(st, 1, recipe_yaml, -1, SQLITE_TRANSIENT));
+        BIND(sqlite3_bind_int64(st, 2, (sqlite3_int64)seed));
+        BIND(sqlite3_bind_text(st, 3, version, -1, SQLITE_TRANSIENT));
+        BIND(sqlite3_bind_text(st, 4, when, -1, SQLITE_TRANSIENT));
+        BIND(sqlite3_bind_text(st, 5, host, -1, SQLITE_TRANSIENT));
+        BIND(sqlite3_bind_int(st, 6, AHA_RUNSTORE_SCHEMA_VERSION));
+    }
+    if (bound != SQLITE_OK) {
+        sqlite3_finalize(st);
+        return aha_errorf("%s: recording the run: binding a value failed: %s", s->path, sqlite3_errstr(bound));
     }
     int rc = sqlite3_step(st);
     sqlite3_finalize(st);
@@ -291,7 +393,7 @@ int aha_runstore_set_run(AhaRunStore *s, const char *recipe_yaml, uint64_t seed,
 
 int aha_runstore_begin_step(AhaRunStore *s, int step) {
     AHA_REQUIRE(!s->readonly, "%s: the run store is open read-only", s->path);
-    AHA_REQUIRE(s->step < 0, "%s: step %d begun while step %d is still open", s->path, step, s->step);
+    AHA_REQUIRE(s->step < 0, "%s: step %d begun while step %d is still open", s->path, step + 1, s->step + 1);
     AHA_REQUIRE(step >= 0, "%s: step must be >= 0, got %d", s->path, step);
     AHA_TRY(exec(s, "BEGIN IMMEDIATE", "beginning a step"));
     s->step = step;
@@ -304,56 +406,59 @@ static int require_open_step(AhaRunStore *s, const char *what) {
 }
 
 int aha_runstore_add_rollout(AhaRunStore *s, const AhaRolloutRecord *r) {
+    int bound = SQLITE_OK;
     AHA_TRY(require_open_step(s, "adding a rollout"));
     AHA_REQUIRE(r->prompt && r->completion && r->stop_reason, "%s: a rollout needs prompt, completion and stop reason",
                 s->path);
-    sqlite3_bind_int64(s->insert_prompt, 1, r->prompt_id);
-    bind_text(s->insert_prompt, 2, r->prompt);
-    bind_text(s->insert_prompt, 3, r->gold);
-    AHA_TRY(run_stmt(s, s->insert_prompt, "recording a prompt"));
+    BIND(sqlite3_bind_int64(s->insert_prompt, 1, r->prompt_id));
+    BIND(bind_text(s->insert_prompt, 2, r->prompt));
+    BIND(bind_text(s->insert_prompt, 3, r->gold));
+    AHA_TRY(run_stmt(s, s->insert_prompt, bound, "recording a prompt"));
     sqlite3_stmt *st = s->insert_rollout;
-    sqlite3_bind_int(st, 1, s->step);
-    sqlite3_bind_int(st, 2, r->prompt_index);
-    sqlite3_bind_int(st, 3, r->sample_index);
-    sqlite3_bind_int64(st, 4, r->prompt_id);
-    bind_text(st, 5, r->completion);
-    sqlite3_bind_int(st, 6, r->n_tokens);
-    bind_real(st, 7, r->reward);
-    bind_real(st, 8, r->advantage);
-    bind_text(st, 9, r->stop_reason);
-    bind_real(st, 10, r->mean_logprob);
-    AHA_TRY(run_stmt(s, st, "recording a rollout"));
+    BIND(sqlite3_bind_int(st, 1, s->step));
+    BIND(sqlite3_bind_int(st, 2, r->prompt_index));
+    BIND(sqlite3_bind_int(st, 3, r->sample_index));
+    BIND(sqlite3_bind_int64(st, 4, r->prompt_id));
+    BIND(bind_text(st, 5, r->completion));
+    BIND(sqlite3_bind_int(st, 6, r->n_tokens));
+    BIND(bind_real(st, 7, r->reward));
+    BIND(bind_real(st, 8, r->advantage));
+    BIND(bind_text(st, 9, r->stop_reason));
+    BIND(bind_real(st, 10, r->mean_logprob));
+    AHA_TRY(run_stmt(s, st, bound, "recording a rollout"));
     sqlite3_int64 id = sqlite3_last_insert_rowid(s->db);
     for (int c = 0; c < r->n_components; c++) {
-        sqlite3_bind_int64(s->insert_reward, 1, id);
-        bind_text(s->insert_reward, 2, r->component_names[c]);
-        bind_real(s->insert_reward, 3, r->scores[c]);
-        bind_text(s->insert_reward, 4, r->reasons ? r->reasons[c] : NULL);
-        AHA_TRY(run_stmt(s, s->insert_reward, "recording a reward component"));
+        BIND(sqlite3_bind_int64(s->insert_reward, 1, id));
+        BIND(bind_text(s->insert_reward, 2, r->component_names[c]));
+        BIND(bind_real(s->insert_reward, 3, r->scores[c]));
+        BIND(bind_text(s->insert_reward, 4, r->reasons ? r->reasons[c] : NULL));
+        AHA_TRY(run_stmt(s, s->insert_reward, bound, "recording a reward component"));
     }
     return 0;
 }
 
 int aha_runstore_add_step_reward(AhaRunStore *s, const char *name, double mean, double std) {
+    int bound = SQLITE_OK;
     AHA_TRY(require_open_step(s, "adding a step reward"));
-    sqlite3_bind_int(s->insert_step_reward, 1, s->step);
-    bind_text(s->insert_step_reward, 2, name);
-    bind_real(s->insert_step_reward, 3, mean);
-    bind_real(s->insert_step_reward, 4, std);
-    return run_stmt(s, s->insert_step_reward, "recording a step reward");
+    BIND(sqlite3_bind_int(s->insert_step_reward, 1, s->step));
+    BIND(bind_text(s->insert_step_reward, 2, name));
+    BIND(bind_real(s->insert_step_reward, 3, mean));
+    BIND(bind_real(s->insert_step_reward, 4, std));
+    return run_stmt(s, s->insert_step_reward, bound, "recording a step reward");
 }
 
 int aha_runstore_add_eval(AhaRunStore *s, const AhaEvalRecord *e) {
+    int bound = SQLITE_OK;
     AHA_TRY(require_open_step(s, "adding an eval result"));
     sqlite3_stmt *st = s->insert_eval;
-    sqlite3_bind_int(st, 1, s->step);
-    bind_text(st, 2, e->name);
-    sqlite3_bind_int(st, 3, e->n_prompts);
-    sqlite3_bind_int(st, 4, e->k);
-    bind_real(st, 5, e->accuracy);
-    bind_real(st, 6, e->mean_at_k);
-    bind_real(st, 7, e->seconds);
-    return run_stmt(s, st, "recording an eval result");
+    BIND(sqlite3_bind_int(st, 1, s->step));
+    BIND(bind_text(st, 2, e->name));
+    BIND(sqlite3_bind_int(st, 3, e->n_prompts));
+    BIND(sqlite3_bind_int(st, 4, e->k));
+    BIND(bind_real(st, 5, e->accuracy));
+    BIND(bind_real(st, 6, e->mean_at_k));
+    BIND(bind_real(st, 7, e->seconds));
+    return run_stmt(s, st, bound, "recording an eval result");
 }
 
 int aha_runstore_commit_step(AhaRunStore *s, const AhaStepMetrics *m) {
@@ -372,20 +477,24 @@ int aha_runstore_commit_step(AhaRunStore *s, const AhaStepMetrics *m) {
     for (int i = 0; i < n; i++) used += (size_t)snprintf(sql + used, cap - used, ", ?");
     snprintf(sql + used, cap - used, ")");
     sqlite3_stmt *st = NULL;
+    int bound = SQLITE_OK;
     int rc = prepare(s, sql, &st);
     free(sql);
     if (rc == 0) {
         char when[32];
         now_iso(when, sizeof when);
-        sqlite3_bind_int(st, 1, s->step);
-        sqlite3_bind_text(st, 2, when, -1, SQLITE_TRANSIENT);
-        for (int i = 0; i < n; i++) bind_real(st, 3 + i, *(const double *)((const char *)m + c[i].offset));
-        if (sqlite3_step(st) != SQLITE_DONE) rc = sql_fail(s, "recording the step's metrics");
+        BIND(sqlite3_bind_int(st, 1, s->step));
+        BIND(sqlite3_bind_text(st, 2, when, -1, SQLITE_TRANSIENT));
+        for (int i = 0; i < n; i++) BIND(bind_real(st, 3 + i, *(const double *)((const char *)m + c[i].offset)));
+        if (bound != SQLITE_OK)
+            rc = aha_errorf("%s: recording the step's metrics: binding a value failed: %s", s->path, sqlite3_errstr(bound));
+        else if (sqlite3_step(st) != SQLITE_DONE)
+            rc = sql_fail(s, "recording the step's metrics");
     }
     sqlite3_finalize(st);
     if (rc == 0) rc = exec(s, "COMMIT", "committing the step");
     if (rc != 0) {
-        aha_error_prefix("step %d", s->step);
+        aha_error_prefix("step %d", s->step + 1); /* 1-based, as the progress lines */
         aha_runstore_rollback(s);
         return -1;
     }
@@ -410,7 +519,7 @@ int aha_runstore_last_step(AhaRunStore *s, int *step) {
 }
 
 int aha_runstore_truncate_after(AhaRunStore *s, int step) {
-    AHA_REQUIRE(s->step < 0, "%s: cannot truncate while step %d is open", s->path, s->step);
+    AHA_REQUIRE(s->step < 0, "%s: cannot truncate while step %d is open", s->path, s->step + 1);
     char sql[512];
     snprintf(sql, sizeof sql,
              "BEGIN IMMEDIATE;"
@@ -423,4 +532,50 @@ int aha_runstore_truncate_after(AhaRunStore *s, int step) {
         return -1;
     }
     return 0;
+}
+
+int aha_runstore_quick_check(AhaRunStore *s) {
+    sqlite3_stmt *st = NULL;
+    AHA_TRY(prepare(s, "PRAGMA quick_check", &st));
+    int rc = sqlite3_step(st);
+    const char *first = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : NULL;
+    int ok = first && strcmp(first, "ok") == 0;
+    if (!ok && rc == SQLITE_ROW)
+        aha_errorf("%s: the run store is damaged (PRAGMA quick_check: %s)", s->path, first ? first : "NULL");
+    else if (!ok)
+        sql_fail(s, "checking the run store (PRAGMA quick_check)");
+    sqlite3_finalize(st);
+    return ok ? 0 : -1;
+}
+
+int aha_runstore_has_run(AhaRunStore *s, int *has) {
+    sqlite3_stmt *st = NULL;
+    AHA_TRY(prepare(s, "SELECT count(*) FROM run", &st));
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) *has = sqlite3_column_int(st, 0) > 0;
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW) return sql_fail(s, "reading the run record");
+    return 0;
+}
+
+int aha_runstore_resume(AhaRunStore *s, int step) {
+    AHA_REQUIRE(s->step < 0, "%s: cannot resume while step %d is open", s->path, s->step + 1);
+    int last;
+    AHA_TRY(aha_runstore_last_step(s, &last));
+    char host[256] = "unknown", when[32];
+    if (gethostname(host, sizeof host) != 0) snprintf(host, sizeof host, "unknown");
+    host[sizeof host - 1] = '\0';
+    now_iso(when, sizeof when);
+    char *sql = sqlite3_mprintf(
+        "BEGIN IMMEDIATE;"
+        "DELETE FROM rewards WHERE rollout_id IN (SELECT id FROM rollouts WHERE step > %d);"
+        "DELETE FROM rollouts WHERE step > %d; DELETE FROM step_rewards WHERE step > %d;"
+        "DELETE FROM evals WHERE step > %d; DELETE FROM steps WHERE step > %d;"
+        "INSERT INTO resumes(at, from_step, host) VALUES (%Q, %d, %Q); COMMIT;",
+        step, step, step, step, step, when, last, host);
+    AHA_CHECK_ALLOC(sql);
+    int rc = exec(s, sql, "recording the resume (dropping the steps after the checkpoint)");
+    sqlite3_free(sql);
+    if (rc != 0) sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL); /* nothing of it stays */
+    return rc;
 }

@@ -39,10 +39,12 @@ typedef struct {
     int32_t eos[AHA_MAX_EOS + 1];
     int n_eos;
     char *recipe_yaml;
+    int lock_fd;                /* RUN_DIR/aha.lock, held while training; -1 = not taken */
 } Trainer;
 
 static void trainer_free(Trainer *t) {
     if (t->store) aha_runstore_close(t->store);
+    aha_run_unlock(t->lock_fd);
     aha_adamw_free(&t->opt);
     free(t->weights);
     if (t->rewards) aha_reward_set_free(t->rewards);
@@ -375,8 +377,14 @@ int aha_train(const AhaRecipe *recipe, const AhaTrainOptions *options) {
     if (access(path, F_OK) == 0)
         return aha_errorf("run.output_dir %s already holds a run (run.db); continue it with "
                           "aha train --resume %s, or choose another output_dir", t.run_dir, t.run_dir);
+    t.lock_fd = -1;
     int rc = setup(&t);
     if (rc == 0) rc = aha_mkdir_p(t.run_dir);
+    if (rc == 0 && (t.lock_fd = aha_run_lock(t.run_dir)) < 0) rc = -1;
+    if (rc == 0 && access(path, F_OK) == 0) /* another aha train got here first and finished */
+        rc = aha_errorf("run.output_dir %s already holds a run (run.db); continue it with aha train --resume %s",
+                        t.run_dir, t.run_dir);
+    if (rc == 0) rc = aha_checkpoint_remove_partial(t.run_dir);
     if (rc == 0) rc = open_log(&t);
     if (rc == 0) {
         snprintf(path, sizeof path, "%s/recipe.yaml", t.run_dir);
@@ -390,23 +398,117 @@ int aha_train(const AhaRecipe *recipe, const AhaTrainOptions *options) {
     return rc;
 }
 
+/* With a checkpoint to resume from, run.db must be there unless the user asked for a new
+ * store: otherwise the record of the steps before the checkpoint would be silently lost. */
+static int check_store_file(const char *run_dir, const AhaTrainOptions *o) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/run.db", run_dir);
+    struct stat st;
+    const char *what = stat(path, &st) != 0 ? "is missing" : st.st_size == 0 ? "is empty" : NULL;
+    if (!what || (o && o->new_store)) return 0;
+    return aha_errorf("%s %s: resuming would start a new record at the checkpoint's step and lose the steps "
+                      "before it; restore run.db, or resume into a new store with aha train --resume %s "
+                      "--new-store", path, what, run_dir);
+}
+
+/* The newest checkpoint whose files match their checksums. A damaged newest one is refused,
+ * naming the damaged file and the older complete checkpoint; with fall_back that older one
+ * is used and the damaged one renamed damaged-step-NNNNNNNN. */
+static int pick_checkpoint(Trainer *t, const AhaTrainOptions *o, int *ck_step, char **ck) {
+    *ck_step = -1;
+    *ck = NULL;
+    int *steps, count;
+    AHA_TRY(aha_checkpoint_steps(t->run_dir, &steps, &count));
+    int rc = 0, chosen = -1;
+    char damage[2048] = "", first_bad[4200] = "";
+    for (int i = count - 1; i >= 0 && chosen < 0 && rc == 0; i--) {
+        char dir[4200];
+        snprintf(dir, sizeof dir, "%s/checkpoints/step-%08d", t->run_dir, steps[i]);
+        if (aha_checkpoint_verify(dir) == 0) {
+            chosen = i;
+        } else if (!damage[0]) {
+            snprintf(damage, sizeof damage, "%s", aha_error_message());
+            snprintf(first_bad, sizeof first_bad, "%s", dir);
+            if (!(o && o->fall_back)) { /* only say which older one would do */
+                for (int j = i - 1; j >= 0 && chosen < 0; j--) {
+                    snprintf(dir, sizeof dir, "%s/checkpoints/step-%08d", t->run_dir, steps[j]);
+                    if (aha_checkpoint_verify(dir) == 0) chosen = j;
+                }
+                if (chosen >= 0)
+                    rc = aha_errorf("%s; the newest checkpoint %s cannot be resumed from; the older complete "
+                                    "checkpoint %s passes its checks: resume from it with aha train --resume %s "
+                                    "--fall-back", damage, first_bad, dir, t->run_dir);
+                else
+                    rc = aha_errorf("%s; the newest checkpoint %s cannot be resumed from, and no older complete "
+                                    "checkpoint passes its checks", damage, first_bad);
+            }
+        }
+    }
+    if (rc == 0 && damage[0] && chosen < 0)
+        rc = aha_errorf("%s; no older complete checkpoint passes its checks", damage);
+    if (rc == 0 && damage[0]) { /* falling back: keep the damaged ones for a look, out of the way */
+        for (int i = count - 1; i > chosen && rc == 0; i--) {
+            char from[4200], to[4200];
+            snprintf(from, sizeof from, "%s/checkpoints/step-%08d", t->run_dir, steps[i]);
+            snprintf(to, sizeof to, "%s/checkpoints/damaged-step-%08d", t->run_dir, steps[i]);
+            if (rename(from, to) != 0) rc = aha_error_errno("%s: renaming to %s", from, to);
+        }
+        char line[4600];
+        snprintf(line, sizeof line, "aha train: %s; falling back to step %d", damage, steps[chosen]);
+        say(t, o ? o->out : NULL, line);
+    }
+    if (rc == 0 && chosen >= 0) {
+        char dir[4200];
+        snprintf(dir, sizeof dir, "%s/checkpoints/step-%08d", t->run_dir, steps[chosen]);
+        *ck_step = steps[chosen];
+        if (!(*ck = aha_strdup(dir))) rc = -1;
+    }
+    free(steps);
+    return rc;
+}
+
+/* The store of a resumed run: undamaged, holding every step up to the checkpoint's; then
+ * the steps after the checkpoint are dropped and the resume recorded, in one transaction. */
+static int open_store_for_resume(Trainer *t) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/run.db", t->run_dir);
+    if (!(t->store = aha_runstore_open(path))) return -1;
+    AHA_TRY(aha_runstore_quick_check(t->store));
+    int has_run, last;
+    AHA_TRY(aha_runstore_has_run(t->store, &has_run));
+    if (!has_run) /* --new-store: a new record that starts at the checkpoint */
+        return aha_runstore_set_run(t->store, t->recipe_yaml, (uint64_t)t->r->run.seed, AHA_VERSION);
+    AHA_TRY(aha_runstore_last_step(t->store, &last));
+    AHA_REQUIRE(last + 1 >= t->state.step,
+                "%s ends at step %d but the checkpoint is of step %d: steps %d..%d are missing from the store "
+                "(an older copy of run.db?); restore the run's own run.db", path, last + 1, t->state.step, last + 2,
+                t->state.step);
+    return aha_runstore_resume(t->store, t->state.step - 1);
+}
+
 int aha_train_resume(const char *run_dir, const AhaTrainOptions *options) {
     last_interrupted = 0;
     Trainer t = {0};
+    t.lock_fd = -1;
     snprintf(t.run_dir, sizeof t.run_dir, "%s", run_dir);
     char path[4200];
     snprintf(path, sizeof path, "%s/recipe.yaml", run_dir);
     if (access(path, F_OK) != 0) return aha_error_errno("%s: not a run directory (no recipe.yaml)", run_dir);
     AHA_TRY(check_resume_sets(options));
+    if ((t.lock_fd = aha_run_lock(run_dir)) < 0) return -1;
     if (aha_recipe_load(path, options ? options->resume_sets : NULL, options ? options->n_resume_sets : 0,
-                        &t.recipe) != 0)
+                        &t.recipe) != 0) {
+        aha_run_unlock(t.lock_fd);
         return aha_error_prefix("resuming %s", run_dir);
+    }
     t.r = &t.recipe;
     int rc = setup(&t);
+    if (rc == 0) rc = aha_checkpoint_remove_partial(run_dir);
     if (rc == 0) rc = open_log(&t);
     int ck_step = -1;
     char *ck = NULL;
-    if (rc == 0) rc = aha_checkpoint_latest(run_dir, &ck_step, &ck);
+    if (rc == 0) rc = pick_checkpoint(&t, options, &ck_step, &ck);
+    if (rc == 0 && ck_step > 0) rc = check_store_file(run_dir, options);
     if (rc == 0 && ck) {
         char digest[65];
         snprintf(digest, sizeof digest, "%s", t.state.recipe_sha);
@@ -420,8 +522,7 @@ int aha_train_resume(const char *run_dir, const AhaTrainOptions *options) {
     }
     free(ck);
     if (rc == 0 && options && options->n_resume_sets > 0) rc = write_text(path, t.recipe_yaml); /* the new values */
-    if (rc == 0) rc = open_store(&t);
-    if (rc == 0) rc = aha_runstore_truncate_after(t.store, t.state.step - 1);
+    if (rc == 0) rc = open_store_for_resume(&t);
     if (rc == 0) rc = train_loop(&t, options);
     log_failure(&t, rc);
     trainer_free(&t);

@@ -3,7 +3,8 @@
  *   optimizer.safetensors   AdamW moments "adamw.m", "adamw.v" [count] (F32), and the F32
  *                           master weights "master" when the policy was saved narrower
  *   reference.safetensors   the reference weights "reference" [count] (beta > 0 only)
- *   state.json              step, seed, data position, NaN streak, refresh step, ...
+ *   state.json              step, seed, data position, NaN streak, refresh step, ...,
+ *                           and the size and CRC-32 of every other file (verified on resume)
  * written to a temporary directory and renamed into place (aha_checkpoint_*). */
 #include <math.h>
 #include <stdlib.h>
@@ -48,10 +49,7 @@ int trainer_checkpoint_save(const char *run_dir, int keep, const AhaModel *polic
         snprintf(path, sizeof path, "%s/reference.safetensors", tmp);
         rc = aha_safetensors_write(path, &e, 1, NULL);
     }
-    if (rc == 0) {
-        snprintf(path, sizeof path, "%s/state.json", tmp);
-        rc = aha_trainer_state_save(path, state);
-    }
+    if (rc == 0) rc = aha_checkpoint_seal(tmp, state); /* state.json, with every file's CRC-32 */
     if (rc == 0) rc = aha_checkpoint_finish(run_dir, tmp, state->step, keep);
     free(tmp);
     if (rc != 0) return aha_error_prefix("checkpoint of step %d", state->step);
@@ -87,7 +85,6 @@ int trainer_checkpoint_load(const char *dir, AhaModel **policy, AhaAdamW *opt, A
     if (rc == 0) rc = read_flat(f, path, "adamw.v", opt->v, opt->count);
     if (rc == 0 && aha_safetensors_find(f, "master"))
         rc = read_flat(f, path, "master", loaded->params.memory, loaded->params.count);
-    opt->step = state->optimizer_steps;
     if (f) aha_safetensors_close(f);
     if (rc == 0 && ref) {
         snprintf(path, sizeof path, "%s/reference.safetensors", dir);
@@ -99,6 +96,7 @@ int trainer_checkpoint_load(const char *dir, AhaModel **policy, AhaAdamW *opt, A
         aha_model_free(loaded);
         return aha_error_prefix("resuming from %s", dir);
     }
+    opt->step = state->optimizer_steps; /* only once everything loaded */
     aha_model_free(*policy);
     *policy = loaded;
     return 0;

@@ -147,7 +147,7 @@ int step_record(const RecordContext *c, int step, const StepBatch *b, const AhaS
     if (rc == 0) rc = aha_runstore_commit_step(c->store, m);
     if (rc != 0) {
         aha_runstore_rollback(c->store);
-        return aha_error_prefix("recording step %d", step);
+        return aha_error_prefix("recording step %d", step + 1);
     }
     return 0;
 }

@@ -82,7 +82,8 @@ AhaRunStore *aha_runstore_open(const char *path);
 AhaRunStore *aha_runstore_open_readonly(const char *path);
 void aha_runstore_close(AhaRunStore *s);
 
-/* Records the run (once; a second call, on resume, records the resume instead). */
+/* Records the run (once; a second call records a resume instead: aha_runstore_resume is
+ * the trainer's way, atomic with the truncation). */
 int aha_runstore_set_run(AhaRunStore *s, const char *recipe_yaml, uint64_t seed, const char *version);
 
 /* The step transaction. begin -> add_* -> commit; rollback (or a crash) leaves nothing. */
@@ -97,6 +98,19 @@ void aha_runstore_rollback(AhaRunStore *s);
 int aha_runstore_last_step(AhaRunStore *s, int *step);
 /* Deletes everything recorded after `step` (resuming from a checkpoint of that step). */
 int aha_runstore_truncate_after(AhaRunStore *s, int step);
+/* Resuming after `step` (0-based, -1 = from the start), in one transaction: deletes what
+ * was recorded after it and adds the `resumes` row (from_step = the last step before), so a
+ * resume that fails leaves neither. */
+int aha_runstore_resume(AhaRunStore *s, int step);
+/* PRAGMA quick_check; damage is an error quoting SQLite's first finding. */
+int aha_runstore_quick_check(AhaRunStore *s);
+/* *has = 1 when the store holds its run record (0: a new or emptied store). */
+int aha_runstore_has_run(AhaRunStore *s, int *has);
+
+/* A writer waits this long for another connection's lock (a sqlite3 shell in a write
+ * transaction) before the step fails with an error naming the holder's PID. */
+#define AHA_RUNSTORE_BUSY_MS 60000
+void aha_runstore_set_busy_timeout(AhaRunStore *s, int ms);
 
 /* The SQLite handle, for queries (inspect, report, tests). */
 struct sqlite3 *aha_runstore_db(AhaRunStore *s);

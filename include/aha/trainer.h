@@ -62,6 +62,23 @@ char *aha_checkpoint_prepare(const char *run_dir, int step);
 int aha_checkpoint_finish(const char *run_dir, const char *tmp_dir, int step, int keep);
 /* The newest complete checkpoint: *step = -1 and *path = NULL when there is none. */
 int aha_checkpoint_latest(const char *run_dir, int *step, char **path);
+/* The steps of the complete checkpoints, ascending (*steps malloc'd, NULL when none). */
+int aha_checkpoint_steps(const char *run_dir, int **steps, int *count);
+/* Writes tmp_dir/state.json with s and a table of every other file of the checkpoint:
+ * "files": {"policy/model.safetensors": {"crc32": "1a2b3c4d", "bytes": N}, ...}. */
+int aha_checkpoint_seal(const char *tmp_dir, const AhaTrainerState *s);
+/* Checks every file state.json lists against its size and CRC-32; an error names the first
+ * damaged or missing file. A state.json without "files" (older aha) has nothing to check. */
+int aha_checkpoint_verify(const char *ck_dir);
+/* Removes the .tmp-step-* directories a failed or killed checkpoint left. */
+int aha_checkpoint_remove_partial(const char *run_dir);
+
+/* The one writer of a run: an exclusive flock on RUN_DIR/aha.lock (the file holds the
+ * holder's PID; the kernel releases the lock when the process ends). Returns the lock's
+ * descriptor, or -1 with an error naming the PID of the process that holds it, or saying
+ * the directory is read-only. Readers never need it. */
+int aha_run_lock(const char *run_dir);
+void aha_run_unlock(int fd);
 
 #ifdef __cplusplus
 }

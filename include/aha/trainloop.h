@@ -33,6 +33,12 @@ typedef struct {
      * run.max_nan_skips and run.log_file (written back to recipe.yaml). */
     const char *const *resume_sets;
     int n_resume_sets;
+    /* aha_train_resume only: resume although RUN_DIR/run.db is missing or empty (a new store
+     * then starts at the checkpoint's step; without it that is refused). */
+    int new_store;
+    /* aha_train_resume only: when the newest checkpoint fails its checksums, resume from the
+     * newest older one that passes (the damaged one is renamed damaged-step-NNNNNNNN). */
+    int fall_back;
 } AhaTrainOptions;
 
 /* Starts a run in recipe->run.output_dir (which must not hold a run.db yet): writes

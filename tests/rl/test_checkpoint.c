@@ -127,6 +127,57 @@ static void test_state_round_trip_and_errors(void **state) {
     free(dir);
 }
 
+/* state.json carries the size and CRC-32 of every file; verify finds a flipped byte, a
+ * cut file and a missing one, naming the file. */
+static void test_checksums(void **state) {
+    (void)state;
+    char *run = fixture_tmpdir();
+    assert_non_null(run);
+    char *tmp = aha_checkpoint_prepare(run, 3);
+    assert_non_null(tmp);
+    char path[8800], ck[4400];
+    snprintf(path, sizeof path, "%s/policy", tmp);
+    assert_int_equal(mkdir(path, 0755), 0);
+    snprintf(path, sizeof path, "%s/policy/model.safetensors", tmp);
+    write_file(path, "weights");
+    snprintf(path, sizeof path, "%s/optimizer.safetensors", tmp);
+    write_file(path, "moments");
+    AhaTrainerState st = {.step = 3, .seed = 1};
+    snprintf(st.recipe_sha, sizeof st.recipe_sha, "fnv1a64:0");
+    assert_int_equal(aha_checkpoint_seal(tmp, &st), 0);
+    assert_int_equal(aha_checkpoint_finish(run, tmp, 3, 0), 0);
+    free(tmp);
+    snprintf(ck, sizeof ck, "%s/checkpoints/step-00000003", run);
+    assert_int_equal(aha_checkpoint_verify(ck), 0);
+    AhaTrainerState back;
+    snprintf(path, sizeof path, "%s/state.json", ck);
+    assert_int_equal(aha_trainer_state_load(path, &back), 0); /* the table does not disturb the state */
+    assert_int_equal(back.step, 3);
+    snprintf(path, sizeof path, "%s/policy/model.safetensors", ck);
+    write_file(path, "weighTs");
+    assert_int_equal(aha_checkpoint_verify(ck), -1);
+    char want[9000];
+    snprintf(want, sizeof want, "%s: damaged: 7 bytes with crc32 ", path);
+    if (strncmp(aha_error_message(), want, strlen(want)) != 0 ||
+        !strstr(aha_error_message(), ", but state.json says 7 bytes with crc32 "))
+        fail_msg("got: %s", aha_error_message());
+    write_file(path, "weight");
+    assert_int_equal(aha_checkpoint_verify(ck), -1);
+    assert_non_null(strstr(aha_error_message(), "damaged: 6 bytes with crc32"));
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(aha_checkpoint_verify(ck), -1);
+    snprintf(want, sizeof want, "%s: listed in state.json but missing", path);
+    assert_non_null(strstr(aha_error_message(), want));
+    /* partial checkpoints go, complete ones stay */
+    snprintf(path, sizeof path, "%s/checkpoints/.tmp-step-00000004", run);
+    assert_int_equal(mkdir(path, 0755), 0);
+    assert_int_equal(aha_checkpoint_remove_partial(run), 0);
+    assert_false(exists(path));
+    assert_true(exists(ck));
+    fixture_rm_rf(run);
+    free(run);
+}
+
 static void test_data_order(void **state) {
     (void)state;
     enum { N = 37 };
@@ -170,6 +221,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_checkpoints_are_atomic_and_pruned),
         cmocka_unit_test(test_state_round_trip_and_errors),
+        cmocka_unit_test(test_checksums),
         cmocka_unit_test(test_data_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -172,7 +172,7 @@ static void test_bad_use_and_bad_files(void **state) {
     assert_non_null(strstr(aha_error_message(), "outside a step"));
     assert_int_equal(aha_runstore_begin_step(s, 0), 0);
     assert_int_equal(aha_runstore_begin_step(s, 1), -1);
-    assert_non_null(strstr(aha_error_message(), "step 1 begun while step 0 is still open"));
+    assert_non_null(strstr(aha_error_message(), "step 2 begun while step 1 is still open" /* 1-based, as the progress lines */));
     assert_int_equal(aha_runstore_add_rollout(s, &r), 0);
     assert_int_equal(aha_runstore_add_rollout(s, &r), -1); /* same (step, prompt, sample) */
     assert_non_null(strstr(aha_error_message(), "UNIQUE"));
@@ -194,6 +194,118 @@ static void test_bad_use_and_bad_files(void **state) {
     assert_non_null(strstr(aha_error_message(), "junk.db"));
     assert_null(aha_runstore_open(junk));
     assert_non_null(strstr(aha_error_message(), "junk.db"));
+    free(path);
+    fixture_rm_rf(dir);
+    free(dir);
+}
+
+/* Another process (a sqlite3 shell) holds a write transaction: the writer waits (longer
+ * than the hold: the step goes through), and past its timeout says who holds the lock. */
+static void test_a_held_write_lock(void **state) {
+    (void)state;
+    char *dir = fixture_tmpdir();
+    char *path = store_path(dir);
+    AhaRunStore *s = aha_runstore_open(path);
+    assert_non_null(s);
+    assert_int_equal(aha_runstore_set_run(s, "recipe", 1, "test"), 0);
+    for (int hold_ms = 300; hold_ms <= 3000; hold_ms += 2700) {
+        int ready[2];
+        assert_int_equal(pipe(ready), 0);
+        pid_t holder = fork();
+        if (holder == 0) {
+            sqlite3 *db;
+            if (sqlite3_open(path, &db) != SQLITE_OK || sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+                _exit(1);
+            if (write(ready[1], "x", 1) != 1) _exit(1);
+            usleep((useconds_t)hold_ms * 1000);
+            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+            sqlite3_close(db);
+            _exit(0);
+        }
+        char c;
+        assert_int_equal(read(ready[0], &c, 1), 1);
+        close(ready[0]);
+        close(ready[1]);
+        if (hold_ms == 300) { /* within the default wait */
+            assert_int_equal(aha_runstore_begin_step(s, 0), 0);
+            aha_runstore_rollback(s);
+        } else {
+            aha_runstore_set_busy_timeout(s, 500);
+            assert_int_equal(aha_runstore_begin_step(s, 0), -1);
+            char want[256];
+            snprintf(want, sizeof want, "beginning a step: the store stayed locked for 0.5 s by process %ld (a sqlite3 "
+                     "shell or program holding a write transaction?)", (long)holder);
+            if (!strstr(aha_error_message(), want)) fail_msg("expected '%s', got: %s", want, aha_error_message());
+        }
+        int st;
+        assert_int_equal(waitpid(holder, &st, 0), holder);
+        assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    }
+    aha_runstore_close(s);
+    free(path);
+    fixture_rm_rf(dir);
+    free(dir);
+}
+
+/* A value SQLite refuses to bind (over its length limit) is an error, not a NULL stored. */
+static void test_bind_failures_are_errors(void **state) {
+    (void)state;
+    char *dir = fixture_tmpdir();
+    char *path = store_path(dir);
+    AhaRunStore *s = aha_runstore_open(path);
+    assert_non_null(s);
+    sqlite3_limit(aha_runstore_db(s), SQLITE_LIMIT_LENGTH, 1000);
+    char big[2001];
+    memset(big, 'x', 2000);
+    big[2000] = '\0';
+    assert_int_equal(aha_runstore_begin_step(s, 4), 0);
+    AhaRolloutRecord r = {.prompt = "p", .completion = big, .stop_reason = "eos"};
+    assert_int_equal(aha_runstore_add_rollout(s, &r), -1);
+    assert_non_null(strstr(aha_error_message(), "recording a rollout: binding a value failed: string or blob too big"));
+    aha_runstore_rollback(s);
+    aha_runstore_close(s);
+    free(path);
+    fixture_rm_rf(dir);
+    free(dir);
+}
+
+/* Resuming drops the later steps and records the resume in one transaction; quick_check
+ * finds damage. */
+static void test_resume_and_quick_check(void **state) {
+    (void)state;
+    char *dir = fixture_tmpdir();
+    char *path = store_path(dir);
+    AhaRunStore *s = aha_runstore_open(path);
+    assert_non_null(s);
+    assert_int_equal(aha_runstore_set_run(s, "recipe", 1, "test"), 0);
+    for (int step = 0; step < 3; step++) assert_int_equal(fixture_write_step(s, step, -1), 0);
+    assert_int_equal(aha_runstore_quick_check(s), 0);
+    int has = 0;
+    assert_int_equal(aha_runstore_has_run(s, &has), 0);
+    assert_int_equal(has, 1);
+    assert_int_equal(aha_runstore_resume(s, 0), 0);
+    assert_true(query_double(s, "SELECT max(step) FROM steps") == 0);
+    assert_true(query_double(s, "SELECT from_step FROM resumes") == 2);
+    assert_true(query_double(s, "SELECT count(*) FROM rollouts WHERE step > 0") == 0);
+    aha_runstore_close(s);
+    /* garbage over the pages after the header: quick_check names the damage */
+    FILE *f = fopen(path, "r+b");
+    assert_non_null(f);
+    assert_int_equal(fseek(f, 0, SEEK_END), 0);
+    long size = ftell(f);
+    assert_true(size > 8192);
+    char junk[4096];
+    memset(junk, 0x5a, sizeof junk);
+    assert_int_equal(fseek(f, 4096, SEEK_SET), 0);
+    assert_int_equal(fwrite(junk, 1, sizeof junk, f), sizeof junk);
+    fclose(f);
+    s = aha_runstore_open(path);
+    if (s) {
+        assert_int_equal(aha_runstore_quick_check(s), -1);
+        aha_runstore_close(s);
+    }
+    const char *msg = aha_error_message();
+    if (!strstr(msg, path) || !strstr(msg, "the run store is damaged (")) fail_msg("got: %s", msg);
     free(path);
     fixture_rm_rf(dir);
     free(dir);
@@ -228,6 +340,9 @@ int main(void) {
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_crash_mid_step_leaves_no_half_step),
         cmocka_unit_test(test_bad_use_and_bad_files),
+        cmocka_unit_test(test_a_held_write_lock),
+        cmocka_unit_test(test_bind_failures_are_errors),
+        cmocka_unit_test(test_resume_and_quick_check),
         cmocka_unit_test(test_every_column_is_documented),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
