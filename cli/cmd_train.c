@@ -4,6 +4,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "aha/dist.h"
+#include "aha/error.h"
 #include "aha/trainloop.h"
 #include "cli.h"
 
@@ -35,11 +37,24 @@ static int run_training(const AhaRecipe *recipe, const char *resume, const char 
         perror("aha train: sigaction");
         return 1;
     }
+    /* launched by mpirun/srun: one of the job's processes (docs/distributed.md) */
+    if (aha_dist_init() != 0) {
+        fprintf(stderr, "aha train: error: %s\n", aha_error_message());
+        aha_dist_abort(1);
+    }
     AhaTrainOptions options = {.out = stdout, .stop = &stop_requested, .resume_sets = sets, .n_resume_sets = n_sets,
                                .new_store = new_store, .fall_back = fall_back};
     int rc = resume ? aha_train_resume(resume, &options) : aha_train(recipe, &options);
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
+    if (rc != 0 && aha_dist_size() > 1) {
+        /* the other ranks wait in a collective for this one: end the whole job */
+        fprintf(stderr, "aha train: error (rank %d of %d): %s\n", aha_dist_rank(), aha_dist_size(),
+                aha_error_message());
+        fflush(stderr);
+        aha_dist_abort(1);
+    }
+    if (aha_dist_finalize() != 0 && rc == 0) rc = -1;
     if (rc != 0) return cli_fail("train");
     return aha_train_was_interrupted() ? 128 + (int)stop_requested : 0;
 }
@@ -53,6 +68,8 @@ static const char usage[] =
     "Ctrl-C (SIGINT) or SIGTERM stops after the current step with a checkpoint (exit\n"
     "status 130, or 143 for SIGTERM); a second one quits at once (resuming then starts\n"
     "from the last checkpoint).\n\n"
+    "Many processes: mpirun -np N aha train RECIPE.yaml (srun --mpi=pmix under Slurm)\n"
+    "trains data-parallel; rank 0 writes the run; see docs/distributed.md.\n\n"
     "  --set KEY=VALUE  override a recipe key, e.g. --set optim.lr=3e-6 (repeatable;\n"
     "                   lists in YAML: --set 'rollout.stop=[\"</answer>\"]';\n"
     "                   one reward's key: --set rewards.0.weight=0.5)\n"

@@ -167,10 +167,12 @@ static const AhaRecipeKey recipe_keys[] = {
     {"pretrain.steps", AHA_KEY_INT, F(pretrain.steps), "1000", 1, BIG, 0, NULL, 0,
      "pre-training steps"},
     /* distributed */
-    {"distributed.backend", AHA_KEY_ENUM, F(distributed.backend), "none", 0, 0, 0, "none|mpi|nccl",
-     0, "collectives between ranks"},
-    {"distributed.world_size", AHA_KEY_INT, F(distributed.world_size), "1", 1, 65536, 0, NULL, 0,
-     "number of ranks"},
+    {"distributed.backend", AHA_KEY_ENUM, F(distributed.backend), "mpi", 0, 0, 0, "none|mpi|nccl",
+     0, "collectives when launched as several processes (mpirun, srun): mpi; none = one process only"},
+    {"distributed.world_size", AHA_KEY_INT, F(distributed.world_size), "0", 0, 65536, 0, NULL, 0,
+     "processes expected from the launcher, checked (0 = whatever mpirun -np gives)"},
+    {"distributed.zero1", AHA_KEY_BOOL, F(distributed.zero1), "false", 0, 0, 0, NULL, 0,
+     "shard the AdamW moments over the processes (ZeRO-1)"},
 };
 
 #define ALL_REWARDS \

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "aha/dist.h"
 #include "aha/error.h"
 #include "aha/fs.h"
 #include "aha/reward_recipe.h"
@@ -32,8 +33,9 @@ typedef struct {
     AhaRewardSet *rewards;
     double *weights;
     int n_comp, accuracy_comp;
-    AhaAdamW opt;
-    AhaRunStore *store;
+    AhaAdamW opt;               /* ZeRO-1: the moments of shard's slice only */
+    ParamShard shard;           /* ZeRO-1 (distributed.zero1), counts == NULL = off */
+    AhaRunStore *store;         /* rank 0 only */
     AhaTrainerState state;
     FILE *log;
     int32_t eos[AHA_MAX_EOS + 1];
@@ -46,6 +48,7 @@ static void trainer_free(Trainer *t) {
     if (t->store) aha_runstore_close(t->store);
     aha_run_unlock(t->lock_fd);
     aha_adamw_free(&t->opt);
+    dist_shard_free(&t->shard);
     free(t->weights);
     if (t->rewards) aha_reward_set_free(t->rewards);
     aha_data_order_free(&t->order);
@@ -151,9 +154,7 @@ static int needs_tests_field(const AhaRecipe *r) {
 
 static int setup(Trainer *t) {
     const AhaRecipe *r = t->r;
-    AHA_REQUIRE(r->distributed.world_size == 1,
-                "distributed.world_size = %d: aha train runs as one process; multi-rank training is "
-                "not built yet (set distributed.world_size: 1)", r->distributed.world_size);
+    AHA_TRY(dist_check_recipe(r));
     if (!(t->policy = load_policy(r, &t->source))) return aha_error_prefix("model.path %s", r->model.path);
     aha_kernels_batch_invariant(&t->kernels, t->policy->kernels);
     t->policy->kernels = &t->kernels;
@@ -196,6 +197,7 @@ static int setup(Trainer *t) {
     AhaAdamWConfig ocfg = {(float)r->optim.beta1, (float)r->optim.beta2, (float)r->optim.eps,
                            (float)r->optim.weight_decay};
     AHA_TRY(aha_adamw_init(&t->opt, t->policy->params.count, &ocfg));
+    if (r->distributed.zero1) AHA_TRY(dist_shard_init(&t->shard, t->policy->params.count));
     if (r->algorithm.beta > 0) {
         if (!(t->ref = aha_model_create(&t->policy->cfg))) return -1;
         t->ref->kernels = &t->kernels;
@@ -210,11 +212,13 @@ static int setup(Trainer *t) {
 /* After the run directory exists: the log file often lives in it. */
 static int open_log(Trainer *t) {
     const char *path = t->r->run.log_file;
+    if (aha_dist_rank() != 0) return 0;
     if (path[0] && !(t->log = fopen(path, "a"))) return aha_error_errno("run.log_file %s", path);
     return 0;
 }
 
 static int open_store(Trainer *t) {
+    if (aha_dist_rank() != 0) return 0;
     char path[4200];
     snprintf(path, sizeof path, "%s/run.db", t->run_dir);
     if (!(t->store = aha_runstore_open(path))) return -1;
@@ -260,8 +264,17 @@ static int checkpoint(Trainer *t) {
     t->state.data_epoch = t->order.epoch;
     t->state.data_position = t->order.position;
     t->state.optimizer_steps = t->opt.step;
-    return trainer_checkpoint_save(t->run_dir, t->r->run.keep_checkpoints, t->policy, &t->source, dtype,
-                                   &t->opt, t->ref, &t->state);
+    /* rank 0 writes it (with every rank's slice of the moments under ZeRO-1) */
+    AhaAdamW whole = t->opt;
+    if (t->shard.counts) AHA_TRY(dist_gather_adamw(&t->opt, &whole));
+    int rc = aha_dist_rank() != 0 ? 0
+             : trainer_checkpoint_save(t->run_dir, t->r->run.keep_checkpoints, t->policy, &t->source, dtype,
+                                       &whole, t->ref, &t->state);
+    if (t->shard.counts) {
+        free(whole.m);
+        free(whole.v);
+    }
+    return rc;
 }
 
 static int run_eval(Trainer *t, int step, AhaEvalRecord *rec) {
@@ -277,7 +290,8 @@ static int run_eval(Trainer *t, int step, AhaEvalRecord *rec) {
 
 static int train_loop(Trainer *t, const AhaTrainOptions *o) {
     const AhaRecipe *r = t->r;
-    FILE *out = o ? o->out : NULL;
+    FILE *out = o && aha_dist_rank() == 0 ? o->out : NULL;
+    if (t->shard.counts) AHA_TRY(dist_shard_adamw(&t->opt, &t->shard));
     RolloutContext rc = {.r = r, .policy = t->policy, .tok = t->tok, .prompts = &t->prompts,
                          .order = &t->order, .rewards = t->rewards, .n_comp = t->n_comp,
                          .weights = t->weights, .eos_ids = t->eos, .n_eos = t->n_eos};
@@ -311,7 +325,8 @@ static int train_loop(Trainer *t, const AhaTrainOptions *o) {
         if (step_rollout(&rc, aha_trainer_step_seed((uint64_t)r->run.seed, step), &b) != 0)
             return aha_error_prefix("step %d", step + 1);
         UpdateContext uc = {.r = r, .policy = t->policy, .ref = t->ref, .opt = &t->opt, .step = step,
-                            .total_opt_steps = total_opt, .options = o};
+                            .total_opt_steps = total_opt, .options = o,
+                            .shard = t->shard.counts ? &t->shard : NULL};
         UpdateStats us;
         if (step_update(&uc, &t->prompts, &b, &us) != 0) {
             step_batch_free(&b);
@@ -320,7 +335,7 @@ static int train_loop(Trainer *t, const AhaTrainOptions *o) {
         AhaStepMetrics m;
         step_metrics_fill(&rec, &b, &us, &m);
         AhaEvalRecord ev, *evp = NULL;
-        if (t->eval && (step + 1) % r->run.eval_every == 0) {
+        if (t->eval && (step + 1) % r->run.eval_every == 0 && aha_dist_rank() == 0) {
             double te = trainer_now();
             if (run_eval(t, step, &ev) != 0) {
                 step_batch_free(&b);
@@ -330,7 +345,7 @@ static int train_loop(Trainer *t, const AhaTrainOptions *o) {
             evp = &ev;
         }
         m.t_step = trainer_now() - t0;
-        int rcd = step_record(&rec, step, &b, &m, evp);
+        int rcd = t->store ? step_record(&rec, step, &b, &m, evp) : 0;
         step_batch_free(&b);
         AHA_TRY(rcd);
         t->state.nan_streak = us.n_skipped > 0 ? t->state.nan_streak + 1 : 0;
@@ -348,9 +363,15 @@ static int train_loop(Trainer *t, const AhaTrainOptions *o) {
             return aha_errorf("stopped after %d consecutive steps with NaN or Inf in the loss or gradients "
                               "(run.max_nan_skips = %d); the last checkpoint holds the last good weights",
                               t->state.nan_streak, r->run.max_nan_skips);
-        int interrupted = o && o->stop && *o->stop;
+        int interrupted = o && o->stop ? (int)*o->stop : 0;
+        /* a stop asked of any rank (the signal's number) stops them all after the same step,
+         * and each reports that signal */
+        AHA_TRY(aha_dist_allreduce(&interrupted, 1, AHA_DIST_INT, AHA_DIST_MAX));
+        if (interrupted && o && o->stop && !*o->stop) *o->stop = interrupted;
         int due = r->run.checkpoint_every > 0 && (step + 1) % r->run.checkpoint_every == 0;
         if (due || interrupted || step + 1 == r->run.steps) AHA_TRY(checkpoint(t));
+        /* no rank exits (which ends the job) while rank 0 still writes the last checkpoint */
+        if (interrupted || step + 1 == r->run.steps) AHA_TRY(aha_dist_barrier());
         if (interrupted) {
             last_interrupted = 1;
             snprintf(line, sizeof line, "interrupted after step %d; continue with: aha train --resume %s",
@@ -364,6 +385,12 @@ static int train_loop(Trainer *t, const AhaTrainOptions *o) {
              "look with: aha inspect %s, aha report %s",
              r->run.steps, trainer_now() - t_start, t->run_dir, r->run.steps, t->run_dir, t->run_dir);
     say(t, out, line);
+    if (aha_dist_size() > 1) {
+        snprintf(line, sizeof line, "aha train: %d processes; rank 0 spent %.2f s of %.2f s in collectives (%.1f%%)",
+                 aha_dist_size(), aha_dist_comm_seconds(), trainer_now() - t_start,
+                 100.0 * aha_dist_comm_seconds() / (trainer_now() - t_start));
+        say(t, out, line);
+    }
     return 0;
 }
 
@@ -374,19 +401,21 @@ int aha_train(const AhaRecipe *recipe, const AhaTrainOptions *options) {
     snprintf(t.run_dir, sizeof t.run_dir, "%s", recipe->run.output_dir);
     char path[4200];
     snprintf(path, sizeof path, "%s/run.db", t.run_dir);
-    if (access(path, F_OK) == 0)
+    if (aha_dist_rank() == 0 && access(path, F_OK) == 0) /* other ranks could see rank 0's */
         return aha_errorf("run.output_dir %s already holds a run (run.db); continue it with "
                           "aha train --resume %s, or choose another output_dir", t.run_dir, t.run_dir);
     t.lock_fd = -1;
     int rc = setup(&t);
-    if (rc == 0) rc = aha_mkdir_p(t.run_dir);
-    if (rc == 0 && (t.lock_fd = aha_run_lock(t.run_dir)) < 0) rc = -1;
-    if (rc == 0 && access(path, F_OK) == 0) /* another aha train got here first and finished */
+    /* rank 0 is the run's one writer (the lock, the store, the checkpoints) */
+    int writer = aha_dist_rank() == 0;
+    if (rc == 0 && writer) rc = aha_mkdir_p(t.run_dir);
+    if (rc == 0 && writer && (t.lock_fd = aha_run_lock(t.run_dir)) < 0) rc = -1;
+    if (rc == 0 && writer && access(path, F_OK) == 0) /* another aha train got here first and finished */
         rc = aha_errorf("run.output_dir %s already holds a run (run.db); continue it with aha train --resume %s",
                         t.run_dir, t.run_dir);
-    if (rc == 0) rc = aha_checkpoint_remove_partial(t.run_dir);
+    if (rc == 0 && writer) rc = aha_checkpoint_remove_partial(t.run_dir);
     if (rc == 0) rc = open_log(&t);
-    if (rc == 0) {
+    if (rc == 0 && aha_dist_rank() == 0) {
         snprintf(path, sizeof path, "%s/recipe.yaml", t.run_dir);
         rc = write_text(path, t.recipe_yaml);
     }
@@ -495,7 +524,8 @@ int aha_train_resume(const char *run_dir, const AhaTrainOptions *options) {
     snprintf(path, sizeof path, "%s/recipe.yaml", run_dir);
     if (access(path, F_OK) != 0) return aha_error_errno("%s: not a run directory (no recipe.yaml)", run_dir);
     AHA_TRY(check_resume_sets(options));
-    if ((t.lock_fd = aha_run_lock(run_dir)) < 0) return -1;
+    int writer = aha_dist_rank() == 0; /* the run's one writer: the lock, the store, the checkpoints */
+    if (writer && (t.lock_fd = aha_run_lock(run_dir)) < 0) return -1;
     if (aha_recipe_load(path, options ? options->resume_sets : NULL, options ? options->n_resume_sets : 0,
                         &t.recipe) != 0) {
         aha_run_unlock(t.lock_fd);
@@ -503,12 +533,16 @@ int aha_train_resume(const char *run_dir, const AhaTrainOptions *options) {
     }
     t.r = &t.recipe;
     int rc = setup(&t);
-    if (rc == 0) rc = aha_checkpoint_remove_partial(run_dir);
+    if (rc == 0 && writer) rc = aha_checkpoint_remove_partial(run_dir);
     if (rc == 0) rc = open_log(&t);
     int ck_step = -1;
     char *ck = NULL;
-    if (rc == 0) rc = pick_checkpoint(&t, options, &ck_step, &ck);
-    if (rc == 0 && ck_step > 0) rc = check_store_file(run_dir, options);
+    /* rank 0 checks the checkpoints first (--fall-back renames damaged ones); the others
+     * look once it has */
+    if (rc == 0 && writer) rc = pick_checkpoint(&t, options, &ck_step, &ck);
+    if (rc == 0) rc = aha_dist_barrier();
+    if (rc == 0 && !writer) rc = pick_checkpoint(&t, options, &ck_step, &ck);
+    if (rc == 0 && ck_step > 0 && writer) rc = check_store_file(run_dir, options);
     if (rc == 0 && ck) {
         char digest[65];
         snprintf(digest, sizeof digest, "%s", t.state.recipe_sha);
@@ -521,8 +555,11 @@ int aha_train_resume(const char *run_dir, const AhaTrainOptions *options) {
         if (rc == 0) rc = aha_data_order_seek(&t.order, t.state.data_epoch, t.state.data_position);
     }
     free(ck);
-    if (rc == 0 && options && options->n_resume_sets > 0) rc = write_text(path, t.recipe_yaml); /* the new values */
-    if (rc == 0) rc = open_store_for_resume(&t);
+    /* every rank has read recipe.yaml and the checkpoint before rank 0 rewrites the one */
+    if (rc == 0) rc = aha_dist_barrier();
+    if (rc == 0 && options && options->n_resume_sets > 0 && writer)
+        rc = write_text(path, t.recipe_yaml); /* the new values */
+    if (rc == 0 && writer) rc = open_store_for_resume(&t);
     if (rc == 0) rc = train_loop(&t, options);
     log_failure(&t, rc);
     trainer_free(&t);

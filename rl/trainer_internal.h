@@ -99,6 +99,13 @@ void step_batch_free(StepBatch *batch);
 
 /* ---- the update (rl/trainer_update.c) ---- */
 
+/* ZeRO-1: this rank's slice [lo, hi) of the parameter arena, whose AdamW moments it holds;
+ * counts[r] = the size of rank r's slice. */
+typedef struct {
+    size_t lo, hi;
+    size_t *counts;  /* [world size] */
+} ParamShard;
+
 typedef struct {
     double loss, policy_loss, kl_loss; /* of the first pass */
     AhaLossMetrics loss_metrics;       /* first pass */
@@ -119,6 +126,7 @@ typedef struct {
     int step;
     int total_opt_steps;
     const AhaTrainOptions *options;
+    const ParamShard *shard;    /* ZeRO-1 (opt holds this slice only), NULL = whole */
 } UpdateContext;
 
 int step_update(const UpdateContext *ctx, PromptCache *prompts, StepBatch *batch,
@@ -151,6 +159,26 @@ int trainer_checkpoint_save(const char *run_dir, int keep, const AhaModel *polic
 /* Loads the policy (replacing *policy), moments, reference (when ref != NULL) and state. */
 int trainer_checkpoint_load(const char *dir, AhaModel **policy, AhaAdamW *opt, AhaModel *ref,
                             AhaTrainerState *state);
+
+/* ---- many processes (rl/trainer_dist.c; no-ops with one) ---- */
+
+/* distributed.* against the job the launcher made. */
+int dist_check_recipe(const AhaRecipe *r);
+/* After each rank sampled and scored slots [base+lo, base+hi) of a round of `need` prompts:
+ * every rank gets every group of the round. */
+int dist_share_groups(StepBatch *b, int base, int need, int lo, int hi, int n_comp);
+int dist_sum_rollout_stats(AhaRolloutStats *st);
+/* The update's first-pass statistics over every rank's micro-batches. */
+int dist_sum_update_stats(UpdateStats *st);
+/* The minibatch's loss and gradients summed over the ranks (ZeRO-1: only this rank's slice
+ * of the gradients is summed and valid). */
+int dist_sum_gradients(AhaModel *m, double *loss, const ParamShard *shard);
+/* aha_clip_grad_norm for sharded gradients. */
+int dist_clip_grad_norm(float *grads, const ParamShard *shard, float max_norm, float *norm);
+int dist_shard_init(ParamShard *s, size_t count);
+void dist_shard_free(ParamShard *s);
+int dist_shard_adamw(AhaAdamW *opt, const ParamShard *s);
+int dist_gather_adamw(const AhaAdamW *slice, AhaAdamW *whole);
 
 /* ---- eval (rl/eval.c) ---- */
 int eval_dataset(AhaModel *m, const AhaTokenizer *tok, const AhaDataset *ds,

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aha/dist.h"
 #include "aha/error.h"
 #include "rl/trainer_internal.h"
 
@@ -133,6 +134,10 @@ static int sample_round(const RolloutContext *c, uint64_t seed, int need, StepBa
     }
     memset(b->groups + base, 0, (size_t)need * sizeof *b->groups);
     b->n_groups = base + need;
+    /* every rank draws every row (the data order stays the same everywhere) and samples
+     * and scores its share [lo, hi) of the round's slots */
+    int lo = (int)aha_dist_share_lo((size_t)need, aha_dist_rank(), aha_dist_size());
+    int hi = (int)aha_dist_share_lo((size_t)need, aha_dist_rank() + 1, aha_dist_size());
     const int32_t **prompts = aha_calloc((size_t)need, sizeof *prompts);
     int *lens = aha_calloc((size_t)need, sizeof *lens);
     uint32_t *ids = aha_calloc((size_t)need, sizeof *ids);
@@ -150,8 +155,8 @@ static int sample_round(const RolloutContext *c, uint64_t seed, int need, StepBa
         ids[i] = (uint32_t)(base + i); /* the stream of a slot: no two prompts share one */
     }
     if (rc == 0) {
-        AhaRolloutRequest req = {.n_prompts = need, .prompts = prompts, .prompt_lens = lens,
-                                 .prompt_ids = ids, .group_size = r->rollout.group_size};
+        AhaRolloutRequest req = {.n_prompts = hi - lo, .prompts = prompts + lo, .prompt_lens = lens + lo,
+                                 .prompt_ids = ids + lo, .group_size = r->rollout.group_size};
         aha_sampling_params_default(&req.params);
         req.params.temperature = (float)r->rollout.temperature;
         req.params.top_p = (float)r->rollout.top_p;
@@ -168,10 +173,14 @@ static int sample_round(const RolloutContext *c, uint64_t seed, int need, StepBa
         opts.share_prefix = r->rollout.share_prefix;
         opts.threads = r->rollout.threads;
         opts.token_text = &text;
-        RoundSink sink = {.ctx = c, .batch = b, .base = base, .n = need};
+        RoundSink sink = {.ctx = c, .batch = b, .base = base + lo, .n = hi - lo};
         AhaRolloutStats st = {0};
         double t0 = trainer_now();
-        rc = rollout_each_group(c->policy, &req, &opts, score_group, &sink, &st);
+        if (hi > lo) rc = rollout_each_group(c->policy, &req, &opts, score_group, &sink, &st);
+        for (int i = base + lo; i < base + hi && rc == 0; i++)
+            if (b->groups[i].group) b->groups[i].group->prompt_index = i - base;
+        if (rc == 0) rc = dist_share_groups(b, base, need, lo, hi, c->n_comp);
+        if (rc == 0) rc = dist_sum_rollout_stats(&st);
         b->t_rollout += trainer_now() - t0;
         b->t_reward += sink.t_reward;
         b->rollout.prefill_seconds += st.prefill_seconds;

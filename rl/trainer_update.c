@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aha/dist.h"
 #include "aha/error.h"
 #include "rl/trainer_internal.h"
 
@@ -186,7 +187,11 @@ static int minibatch_update(const UpdateContext *c, const Seq *seqs, int n, int 
     }
     aha_model_zero_grads(m);
     double loss = 0;
-    for (int a = 0; a < accum; a++) {
+    /* many processes: the micro-batches are spread over the ranks, the same ones as with
+     * one process, and their gradients summed before clipping */
+    int a_lo = (int)aha_dist_share_lo((size_t)accum, aha_dist_rank(), aha_dist_size());
+    int a_hi = (int)aha_dist_share_lo((size_t)accum, aha_dist_rank() + 1, aha_dist_size());
+    for (int a = a_lo; a < a_hi; a++) {
         int lo = (int)((long)n * a / accum), hi = (int)((long)n * (a + 1) / accum);
         Packed p;
         AHA_TRY(pack(&p, seqs + lo, hi - lo));
@@ -214,10 +219,13 @@ static int minibatch_update(const UpdateContext *c, const Seq *seqs, int n, int 
         packed_free(&p);
         if (rc != 0) return aha_error_prefix("training micro-batch %d of %d", a + 1, accum);
     }
+    if (dist_sum_gradients(m, &loss, c->shard) != 0) return aha_error_prefix("summing the gradients");
     if (c->options && c->options->after_backward &&
         c->options->after_backward(c->options->hook_ctx, c->step, m) != 0)
         return aha_error_prefix("after_backward hook");
-    float gnorm = aha_clip_grad_norm(m->grads.memory, m->grads.count, (float)r->optim.grad_clip);
+    float gnorm;
+    if (c->shard) AHA_TRY(dist_clip_grad_norm(m->grads.memory, c->shard, (float)r->optim.grad_clip, &gnorm));
+    else gnorm = aha_clip_grad_norm(m->grads.memory, m->grads.count, (float)r->optim.grad_clip);
     if (first_pass) st->loss += loss;
     if (!isfinite(loss) || !isfinite(gnorm)) {
         st->n_skipped++;
@@ -227,11 +235,37 @@ static int minibatch_update(const UpdateContext *c, const Seq *seqs, int n, int 
     double lr = aha_lr_schedule(r->optim.lr, r->optim.warmup_steps,
                                 r->optim.schedule == AHA_SCHEDULE_COSINE, r->optim.min_lr_ratio,
                                 (int)c->opt->step, c->total_opt_steps);
-    aha_adamw_step(c->opt, m->params.memory, m->grads.memory, (float)lr);
+    if (c->shard) {
+        aha_adamw_step(c->opt, m->params.memory + c->shard->lo, m->grads.memory + c->shard->lo, (float)lr);
+        if (aha_dist_allgather_float(m->params.memory, c->shard->counts) != 0)
+            return aha_error_prefix("sharing the updated weights");
+    } else {
+        aha_adamw_step(c->opt, m->params.memory, m->grads.memory, (float)lr);
+    }
     st->lr = lr;
     st->grad_norm_sum += gnorm;
     st->n_updates++;
     return 0;
+}
+
+/* The sequences of the micro-batches this rank trains (all of them with one process),
+ * whose reference log-probs it needs. */
+static Seq *own_sequences(const AhaRecipe *r, const Seq *seqs, int n, int M, int *n_mine) {
+    Seq *mine = aha_malloc((size_t)n * sizeof *mine);
+    if (!mine) return NULL;
+    int k = 0;
+    for (int j = 0; j < M; j++) {
+        int lo = (int)((long)n * j / M), hi = (int)((long)n * (j + 1) / M);
+        int nb = hi - lo, accum = r->optim.grad_accum < nb ? r->optim.grad_accum : nb;
+        int a_lo = (int)aha_dist_share_lo((size_t)accum, aha_dist_rank(), aha_dist_size());
+        int a_hi = (int)aha_dist_share_lo((size_t)accum, aha_dist_rank() + 1, aha_dist_size());
+        for (int a = a_lo; a < a_hi; a++) {
+            int s_lo = lo + (int)((long)nb * a / accum), s_hi = lo + (int)((long)nb * (a + 1) / accum);
+            for (int i = s_lo; i < s_hi; i++) mine[k++] = seqs[i];
+        }
+    }
+    *n_mine = k;
+    return mine;
 }
 
 int step_update(const UpdateContext *c, PromptCache *prompts, StepBatch *b, UpdateStats *st) {
@@ -253,13 +287,16 @@ int step_update(const UpdateContext *c, PromptCache *prompts, StepBatch *b, Upda
         }
     }
     int rc = 0;
+    int M = r->algorithm.minibatches < n ? r->algorithm.minibatches : n;
     if (n > 0 && r->algorithm.beta > 0) {
         double t0 = trainer_now();
-        rc = reference_pass(c, seqs, n);
+        int n_mine = 0;
+        Seq *mine = own_sequences(r, seqs, n, M, &n_mine);
+        rc = mine ? reference_pass(c, mine, n_mine) : -1;
+        free(mine);
         st->t_ref = trainer_now() - t0;
     }
     double t0 = trainer_now();
-    int M = r->algorithm.minibatches < n ? r->algorithm.minibatches : n;
     int n_mb = 0;
     for (int pass = 0; pass < r->algorithm.mu && rc == 0 && n > 0; pass++) {
         for (int j = 0; j < M && rc == 0; j++) {
@@ -269,6 +306,7 @@ int step_update(const UpdateContext *c, PromptCache *prompts, StepBatch *b, Upda
         }
     }
     st->t_train = trainer_now() - t0;
+    if (rc == 0) rc = dist_sum_update_stats(st);
     if (n_mb > 0) st->loss /= n_mb;
     st->policy_loss = n_mb > 0 ? st->loss_metrics.policy_loss / n_mb : NAN;
     st->kl_loss = n_mb > 0 ? st->loss_metrics.kl_loss / n_mb : NAN;

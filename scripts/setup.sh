@@ -7,6 +7,7 @@ packages=(
   build-essential cmake pkg-config git
   libyaml-dev libpcre2-dev libsqlite3-dev sqlite3 libjansson-dev
   libopenblas-dev libutf8proc-dev libseccomp-dev libcmocka-dev zlib1g-dev
+  libopenmpi-dev openmpi-bin
   python3
   clang libclang-rt-14-dev libomp-14-dev
 )

@@ -148,7 +148,8 @@ typedef struct {
 
 typedef struct {
     AhaBackend backend;
-    int world_size;
+    int world_size;   /* 0 = the launcher's; else checked against it */
+    int zero1;        /* AdamW moments sharded over the data-parallel ranks */
 } AhaDistributedSection;
 
 typedef struct {

@@ -5,6 +5,7 @@
 #include "aha/char_tokenizer.h"
 #include "aha/corpus.h"
 #include "aha/dataset.h"
+#include "aha/dist.h"
 #include "aha/error.h"
 #include "aha/fs.h"
 #include "aha/grpo.h"
@@ -42,6 +43,7 @@ static const char *const included[] = {
     "char_tokenizer.h",
     "corpus.h",
     "dataset.h",
+    "dist.h",
     "error.h",
     "fs.h",
     "grpo.h",

@@ -43,7 +43,9 @@ static void test_defaults_are_documented_values(void **state) {
     assert_string_equal(r.run.output_dir, "runs/default");
     assert_int_equal(r.run.seed, 1234);
     assert_int_equal(r.pretrain.batch_seqs, 24);
-    assert_int_equal(r.distributed.backend, AHA_BACKEND_NONE);
+    assert_int_equal(r.distributed.backend, AHA_BACKEND_MPI);
+    assert_int_equal(r.distributed.world_size, 0);
+    assert_int_equal(r.distributed.zero1, 0);
     aha_recipe_free(&r);
 }
 
