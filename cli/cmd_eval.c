@@ -26,7 +26,9 @@ static const char usage[] =
     "  --open-think           end the prompt with an opening <think>\n"
     "  --system TEXT          system prompt (qwen_chat)\n"
     "  --question-field NAME  default question\n"
-    "  --answer-field NAME    default answer\n"
+    "  --answer-field NAME    default answer; an answer of several lines must end in a final\n"
+    "                         answer (\"#### N\" or \\boxed{}) for the math reward\n"
+    "  --bare-answers         accept worked solutions without one (the whole text is the gold)\n"
     "  --max-new-tokens N     default 256\n"
     "  --max-prompt-tokens N  longer prompts are skipped (default 256)\n"
     "  --temperature T        of the k samples (default 1.0)\n"
@@ -105,7 +107,7 @@ static int resolve_model_dir(const char *dir, char *out, size_t cap) {
 int cmd_eval(int argc, char **argv) {
     enum { OPT_TEMPLATE = 256, OPT_OPEN_THINK, OPT_SYSTEM, OPT_QFIELD, OPT_AFIELD, OPT_MAXNEW,
            OPT_MAXPROMPT, OPT_TEMP, OPT_TOPP, OPT_TOPK, OPT_STOP, OPT_SEED, OPT_THREADS, OPT_JSON,
-           OPT_LIMIT, OPT_EXTRACT, OPT_REWARD };
+           OPT_LIMIT, OPT_EXTRACT, OPT_REWARD, OPT_BARE };
     static const struct option options[] = {
         {"model", required_argument, NULL, 'm'},   {"data", required_argument, NULL, 'd'},
         {"k", required_argument, NULL, 'k'},       {"limit", required_argument, NULL, OPT_LIMIT},
@@ -125,6 +127,7 @@ int cmd_eval(int argc, char **argv) {
         {"json", no_argument, NULL, OPT_JSON},
         {"extract", required_argument, NULL, OPT_EXTRACT},
         {"reward", required_argument, NULL, OPT_REWARD},
+        {"bare-answers", no_argument, NULL, OPT_BARE},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -162,6 +165,7 @@ int cmd_eval(int argc, char **argv) {
         case OPT_SEED: bad = parse_int(optarg, "--seed", 0, &seed); break;
         case OPT_THREADS: bad = parse_int(optarg, "--threads", 0, &cfg.threads); break;
         case OPT_JSON: json = 1; break;
+        case OPT_BARE: cfg.bare_answers = 1; break;
         case OPT_EXTRACT:
             if (aha_reward_extract_parse(optarg, &cfg.extract) != 0) {
                 cli_usage_error("eval", "--extract: %s", aha_error_message());

@@ -80,34 +80,44 @@ static int take_group(void *ctx, AhaRolloutGroup *group) {
     return 0;
 }
 
+/* Every jansson call is checked: `bad` collects failures (out of memory), so the JSON is
+ * never printed with pieces missing. */
 static int print_json(const AhaTokenIds *prompt, const AhaRolloutGroup *g, const AhaTokenizer *tok) {
     json_t *root = json_object(), *ids = json_array(), *samples = json_array();
-    AHA_CHECK_ALLOC(root);
-    for (size_t i = 0; i < prompt->count; i++) json_array_append_new(ids, json_integer(prompt->ids[i]));
-    json_object_set_new(root, "prompt_ids", ids);
-    for (int s = 0; s < g->n_samples; s++) {
+    int bad = !root || !ids || !samples;
+    for (size_t i = 0; !bad && i < prompt->count; i++) bad |= json_array_append_new(ids, json_integer(prompt->ids[i]));
+    bad |= json_object_set_new(root, "prompt_ids", ids);
+    for (int s = 0; !bad && s < g->n_samples; s++) {
         const AhaCompletion *c = &g->samples[s];
         json_t *o = json_object(), *toks = json_array(), *lps = json_array();
-        for (int t = 0; t < c->n_tokens; t++) {
-            json_array_append_new(toks, json_integer(c->tokens[t]));
-            json_array_append_new(lps, json_real(c->logprobs[t]));
+        bad |= !o || !toks || !lps;
+        for (int t = 0; !bad && t < c->n_tokens; t++) {
+            bad |= json_array_append_new(toks, json_integer(c->tokens[t]));
+            bad |= json_array_append_new(lps, json_real(c->logprobs[t]));
         }
-        if (tok) {
+        if (tok && !bad) {
             char *text = aha_tokenizer_decode(tok, c->tokens, (size_t)c->n_tokens, 0, NULL);
-            if (!text) return aha_error_prefix("decoding sample %d", s);
-            json_object_set_new(o, "text", json_string(text));
+            if (!text) {
+                json_decref(o);
+                json_decref(toks);
+                json_decref(lps);
+                json_decref(root);
+                json_decref(samples);
+                return aha_error_prefix("decoding sample %d", s);
+            }
+            bad |= json_object_set_new(o, "text", json_string(text));
             free(text);
         }
-        json_object_set_new(o, "tokens", toks);
-        json_object_set_new(o, "logprobs", lps);
-        json_object_set_new(o, "stop", json_string(aha_stop_reason_name(c->stop)));
-        json_object_set_new(o, "n_tokens", json_integer(c->n_tokens));
-        json_array_append_new(samples, o);
+        bad |= json_object_set_new(o, "tokens", toks);
+        bad |= json_object_set_new(o, "logprobs", lps);
+        bad |= json_object_set_new(o, "stop", json_string(aha_stop_reason_name(c->stop)));
+        bad |= json_object_set_new(o, "n_tokens", json_integer(c->n_tokens));
+        bad |= json_array_append_new(samples, o);
     }
-    json_object_set_new(root, "samples", samples);
-    char *out = json_dumps(root, JSON_COMPACT);
+    bad |= json_object_set_new(root, "samples", samples);
+    char *out = bad ? NULL : json_dumps(root, JSON_COMPACT);
     json_decref(root);
-    AHA_CHECK_ALLOC(out);
+    AHA_REQUIRE(out, "building the JSON output failed (out of memory)");
     puts(out);
     free(out);
     return 0;

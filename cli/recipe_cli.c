@@ -6,6 +6,8 @@
 
 #include "aha/error.h"
 #include "aha/recipe.h"
+#include "aha/reward.h"
+#include "aha/reward_recipe.h"
 #include "cli.h"
 
 int cli_recipe_add_set(CliRecipeArgs *args, const char *assignment) {
@@ -48,6 +50,10 @@ int cli_recipe_load_positional(const char *command, CliRecipeArgs *args, int arg
 }
 
 int cli_recipe_dry_run(const char *command, const AhaRecipe *recipe) {
+    /* what training would compile and open first: format patterns, plug-ins */
+    AhaRewardSet *rewards = aha_reward_set_from_recipe(recipe, 1);
+    if (!rewards) return cli_fail(command);
+    aha_reward_set_free(rewards);
     if (aha_recipe_dump_yaml(recipe, stdout) != 0 || fflush(stdout) != 0) {
         aha_errorf("writing the resolved recipe to stdout failed");
         return cli_fail(command);

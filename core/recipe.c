@@ -307,6 +307,10 @@ static int set_field(const Ctx *c, const AhaRecipeKey *k, const RNode *node, voi
     case AHA_KEY_PATH: {
         char *s = NULL;
         AHA_TRY(to_string(c, node, &s));
+        if ((k->flags & AHA_KEY_REQUIRED) && s[0] == '\0') { /* at its line, not as a missing key */
+            free(s);
+            return fail(c, node, "must not be empty (%s)", k->doc);
+        }
         if (k->type == AHA_KEY_PATH && !c->overridden && check_path(c, node, k, s) != 0) {
             free(s);
             return -1;
@@ -545,11 +549,16 @@ static int set_rewards(AhaRecipe *r, const RWhere *where, const RNode *node) {
     if (node->count == 0) return fail(&c, node, "expected at least one reward");
     AhaRewardSpec *list = aha_calloc((size_t)node->count, sizeof *list);
     if (!list) return -1;
-    for (int i = 0; i < node->count; i++)
+    for (int i = 0; i < node->count; i++) {
         if (parse_reward(where, i, node->items[i], &list[i]) != 0) {
             free_rewards(list, i);
             return -1;
         }
+        if (where->with_marks && node->items[i]) { /* for errors found later (a pattern, a plug-in) */
+            list[i].line = node->items[i]->line;
+            list[i].col = node->items[i]->col;
+        }
+    }
     if (check_reward_names(where, node, list, node->count) != 0) {
         free_rewards(list, node->count);
         return -1;
@@ -658,6 +667,11 @@ static int apply_document(AhaRecipe *r, const RWhere *where, const RNode *root,
 static int check_recipe(const AhaRecipe *r, const RWhere *where) {
     if (r->run.eval_every > 0 && r->data.eval[0] == '\0')
         return rnode_error(where, NULL, "run.eval_every is %d but data.eval is not given", r->run.eval_every);
+    if (r->algorithm.eps_high < r->algorithm.eps_low)
+        return rnode_error(where, NULL,
+                           "algorithm.eps_high (%g) is below algorithm.eps_low (%g): the clip range above 1 is "
+                           "at least the one below (equal by default, higher in DAPO's clip-higher); swapped?",
+                           r->algorithm.eps_high, r->algorithm.eps_low);
     long long completions = (long long)r->rollout.prompts_per_step * r->rollout.group_size;
     if (r->algorithm.minibatches > completions)
         return rnode_error(where, NULL,

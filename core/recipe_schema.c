@@ -45,6 +45,8 @@ static const AhaRecipeKey recipe_keys[] = {
      "JSONL field holding the question"},
     {"data.answer_field", AHA_KEY_STRING, F(data.answer_field), "answer", 0, 0, 0, NULL, 0,
      "JSONL field holding the reference answer"},
+    {"data.bare_answers", AHA_KEY_BOOL, F(data.bare_answers), "false", 0, 0, 0, NULL, 0,
+     "accept answers of several lines with no final `#### N` or `\\boxed{}` (the math reward's gold is then the whole text)"},
     {"data.tests_field", AHA_KEY_STRING, F(data.tests_field), "tests", 0, 0, 0, NULL, 0,
      "JSONL field holding the tests of the code reward"},
     {"data.template", AHA_KEY_ENUM, F(data.template_name), "r1_zero", 0, 0, 0,

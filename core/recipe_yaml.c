@@ -50,12 +50,36 @@ void rnode_free(RNode *node) {
 typedef struct {
     yaml_parser_t parser;
     const RWhere *where;
+    const char *text; /* the whole input, for positions libyaml gives only as an offset */
+    size_t length;
 } Reader;
+
+/* libyaml's reader (bad UTF-8, NUL, control characters) reports a byte offset and no mark:
+ * the line and the column (in characters, as libyaml counts them) are counted here. */
+static int reader_error(Reader *r) {
+    const yaml_parser_t *p = &r->parser;
+    size_t end = p->problem_offset < r->length ? p->problem_offset : r->length;
+    RNode at = {.line = 1, .col = 1};
+    for (size_t i = 0; i < end; i++) {
+        unsigned char c = (unsigned char)r->text[i];
+        if (c == '\n') {
+            at.line++;
+            at.col = 1;
+        } else if ((c & 0xC0) != 0x80) {
+            at.col++;
+        }
+    }
+    const char *problem = p->problem ? p->problem : "unreadable input";
+    if (p->problem_value >= 0)
+        return rnode_error(r->where, &at, "%s (byte 0x%02x); a recipe is UTF-8 text", problem, (unsigned)p->problem_value & 0xFF);
+    return rnode_error(r->where, &at, "%s; a recipe is UTF-8 text", problem);
+}
 
 static int syntax_error(Reader *r) {
     const yaml_parser_t *p = &r->parser;
     RNode at = {.line = (int)p->problem_mark.line + 1, .col = (int)p->problem_mark.column + 1};
     if (p->error == YAML_MEMORY_ERROR) return aha_errorf("%s: out of memory reading YAML", r->where->origin);
+    if (p->error == YAML_READER_ERROR) return reader_error(r);
     if (p->context)
         return rnode_error(r->where, &at, "YAML syntax error: %s %s (line %d, column %d)",
                            p->problem ? p->problem : "malformed YAML", p->context,
@@ -188,7 +212,7 @@ static int read_node(Reader *r, yaml_event_t *event, int depth, RNode **out) {
 
 int rnode_parse(const char *text, size_t length, const RWhere *where, RNode **out) {
     *out = NULL;
-    Reader r = {.where = where};
+    Reader r = {.where = where, .text = text, .length = length};
     if (!yaml_parser_initialize(&r.parser)) return aha_errorf("%s: cannot initialize libyaml", where->origin);
     yaml_parser_set_input_string(&r.parser, (const unsigned char *)text, length);
     RNode *root = NULL;

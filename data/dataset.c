@@ -1,6 +1,7 @@
 /* JSONL data sets (jansson) and the epoch-aware shuffled iterator. */
 #include "aha/dataset.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,6 +68,11 @@ static int read_row(const json_t *obj, const AhaDatasetFields *f, AhaExample *ro
         AHA_REQUIRE(a, "missing field \"%s\" (the answer field)", answer);
         row->answer = scalar_text(a);
         AHA_REQUIRE(row->answer, "field \"%s\": expected a string or a number, got %s", answer, json_kind(a));
+        if (f && f->final_answer && strchr(row->answer, '\n') && !strstr(row->answer, "####") &&
+            !strstr(row->answer, "\\boxed") && !strstr(row->answer, "\\fbox"))
+            return aha_errorf("field \"%s\" is a worked solution with no final answer (\"#### N\" or \\boxed{}): the "
+                              "math reward would take the whole text as the gold; fix the row, or accept such rows "
+                              "with data.bare_answers: true (aha eval: --bare-answers)", answer);
     }
     if (tests) {
         json_t *t = json_object_get(obj, tests);
@@ -87,10 +93,11 @@ static int load_lines(AhaDataset *ds, FILE *file, const char *path, const AhaDat
     ssize_t n;
     int64_t number = 0, skipped = 0;
     int rc = 0;
-    while (rc == 0 && (n = getline(&line, &cap, file)) >= 0) {
+    while (rc == 0 && (errno = 0, n = getline(&line, &cap, file)) >= 0) {
         number++;
-        size_t start = 0;
-        while (start < (size_t)n && strchr(" \t\r\n", line[start])) start++;
+        size_t start = 0; /* not strchr: it finds the terminating NUL, so NUL bytes would be "blank" */
+        while (start < (size_t)n && (line[start] == ' ' || line[start] == '\t' || line[start] == '\r' || line[start] == '\n'))
+            start++;
         if (start == (size_t)n) continue; /* blank line */
         json_error_t err;
         json_t *obj = json_loadb(line, (size_t)n, JSON_DECODE_ANY, &err);
@@ -129,8 +136,13 @@ static int load_lines(AhaDataset *ds, FILE *file, const char *path, const AhaDat
             ds->count++;
         }
     }
+    int read_errno = errno; /* getline returns -1 at the end and on failure (ENOMEM: a line too long) */
     free(line);
-    if (rc == 0 && ferror(file)) rc = aha_error_errno("%s: reading", path);
+    if (rc == 0 && (ferror(file) || (n < 0 && !feof(file)))) {
+        errno = read_errno ? read_errno : EIO;
+        rc = aha_error_errno("%s:%lld: reading failed after %lld lines (the rest of the file is not loaded)", path,
+                             (long long)number + 1, (long long)number);
+    }
     if (rc == 0 && ds->count == 0)
         rc = aha_errorf("%s: no rows%s", path, skipped ? " pass the filter" : " (the file is empty)");
     return rc;

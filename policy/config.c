@@ -330,13 +330,22 @@ static int set_new(json_t *root, const char *key, json_t *value) {
     return 0;
 }
 
+/* json_array_append_new, checked (it fails on a NULL value, i.e. out of memory). */
+static int append_new(json_t *array, json_t *value, const char *key) {
+    AHA_REQUIRE(json_array_append_new(array, value) == 0, "config.json: out of memory building %s", key);
+    return 0;
+}
+
 static int build_json(const AhaModelConfig *c, json_t *root) {
     ModelType type = model_type_of(c->model_type);
     static const char *arch[] = {"Qwen3MoeForCausalLM", "Qwen2MoeForCausalLM",
                                  "OlmoeForCausalLM", "MixtralForCausalLM"};
     json_t *archs = json_array();
     AHA_REQUIRE(archs != NULL, "config.json: out of memory");
-    json_array_append_new(archs, json_string(arch[type]));
+    if (append_new(archs, json_string(arch[type]), "architectures") != 0) {
+        json_decref(archs);
+        return -1;
+    }
     AHA_TRY(set_new(root, "architectures", archs));
     AHA_TRY(set_new(root, "model_type", json_string(c->model_type)));
     AHA_TRY(set_new(root, "vocab_size", json_integer(c->vocab_size)));
@@ -364,7 +373,11 @@ static int build_json(const AhaModelConfig *c, json_t *root) {
     if (c->num_eos > 1) {
         eos = json_array();
         AHA_REQUIRE(eos != NULL, "config.json: out of memory");
-        for (int i = 0; i < c->num_eos; i++) json_array_append_new(eos, json_integer(c->eos_token_ids[i]));
+        for (int i = 0; i < c->num_eos; i++)
+            if (append_new(eos, json_integer(c->eos_token_ids[i]), "eos_token_id") != 0) {
+                json_decref(eos);
+                return -1;
+            }
     }
     AHA_TRY(set_new(root, "eos_token_id", eos));
     AHA_TRY(set_new(root, "use_cache", json_true()));
@@ -380,7 +393,10 @@ static int build_json(const AhaModelConfig *c, json_t *root) {
     json_t *mlp_only = json_array();
     AHA_REQUIRE(mlp_only != NULL, "config.json: out of memory");
     for (int i = 0; i < c->num_mlp_only_layers; i++)
-        json_array_append_new(mlp_only, json_integer(c->mlp_only_layers[i]));
+        if (append_new(mlp_only, json_integer(c->mlp_only_layers[i]), "mlp_only_layers") != 0) {
+            json_decref(mlp_only);
+            return -1;
+        }
     AHA_TRY(set_new(root, "mlp_only_layers", mlp_only));
     AHA_TRY(set_new(root, "use_sliding_window", json_false()));
     if (type == QWEN3_MOE) AHA_TRY(set_new(root, "attention_bias", json_false()));

@@ -155,7 +155,11 @@ static int remove_stale_shards(const char *dir) {
         AHA_CHECK_SYS(unlink(index_path) == 0 || errno == ENOENT, "removing %s", index_path);
         return 0;
     }
-    AHA_CHECK_SYS(unlink(index_path) == 0, "removing %s", index_path);
+    if (unlink(index_path) != 0) {
+        int rc = aha_error_errno("removing %s", index_path);
+        json_decref(index); /* not leaked on this path */
+        return rc;
+    }
     const char *key;
     json_t *file;
     json_object_foreach(json_object_get(index, "weight_map"), key, file) {

@@ -117,12 +117,51 @@ static int compare_spans(const void *a, const void *b) {
     return 0;
 }
 
+/* jansson names only the repeated key ("near '"dtype"'"): say which tensor it is in. */
+static int duplicate_key_error(const char *text, size_t len, const json_error_t *jerr) {
+    char key[256] = "";
+    const char *near = strstr(jerr->text, "near '\"");
+    if (near) {
+        near += 7;
+        size_t n = strcspn(near, "\"");
+        snprintf(key, sizeof key, "%.*s", (int)(n < 255 ? n : 255), near);
+    }
+    json_t *loose = json_loadb(text, len, 0, NULL); /* the last duplicate wins */
+    const char *tensor = NULL, *name;
+    json_t *value;
+    size_t best = 0;
+    if (loose && json_is_object(loose)) {
+        if (json_is_object(json_object_get(loose, key))) tensor = key; /* the tensor itself repeated */
+        else
+            json_object_foreach(loose, name, value) { /* the tensor whose name comes last before it */
+                char quoted[300];
+                int qn = snprintf(quoted, sizeof quoted, "\"%s\"", name);
+                const char *at = qn > 0 && (size_t)qn < sizeof quoted ? memmem(text, (size_t)jerr->position, quoted, (size_t)qn) : NULL;
+                while (at) {
+                    size_t pos = (size_t)(at - text);
+                    if (pos >= best) {
+                        best = pos;
+                        tensor = name;
+                    }
+                    at = memmem(at + 1, (size_t)jerr->position - pos - 1, quoted, (size_t)qn);
+                }
+            }
+    }
+    int rc = tensor == key ? aha_errorf("header, column %d: tensor '%s' is listed twice", jerr->column, key)
+             : tensor      ? aha_errorf("header, column %d: tensor '%s': the key '%s' appears twice", jerr->column, tensor, key)
+                           : aha_errorf("header JSON, column %d: %s", jerr->column, jerr->text);
+    json_decref(loose);
+    return rc;
+}
+
 /* Parses the header and checks that the tensors tile the buffer exactly. */
 static int parse_header(AhaSafetensorsFile *f, const char *text, uint64_t header_len,
                         uint64_t buffer_len) {
     AHA_REQUIRE(header_len > 0 && text[0] == '{', "the header does not start with '{'");
     json_error_t jerr;
     f->header = json_loadb(text, (size_t)header_len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!f->header && strncmp(jerr.text, "duplicate object key", 20) == 0)
+        return duplicate_key_error(text, (size_t)header_len, &jerr);
     AHA_REQUIRE(f->header, "header JSON, column %d: %s", jerr.column, jerr.text);
     AHA_REQUIRE(json_is_object(f->header), "the header is not a JSON object");
 

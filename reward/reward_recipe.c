@@ -1,6 +1,7 @@
 /* The bridge from a recipe's rewards list to a reward set. */
 #include "aha/reward_recipe.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -42,5 +43,9 @@ AhaRewardSet *aha_reward_set_from_recipe(const AhaRecipe *recipe, int jobs) {
         aha_reward_config_from_spec(&recipe->rewards[i], recipe, &configs[i]);
     AhaRewardSet *set = aha_reward_set_create(configs, recipe->n_rewards, jobs);
     free(configs);
+    int index; /* a bad pattern or plug-in: point at its entry in the recipe file */
+    if (!set && sscanf(aha_error_message(), "rewards[%d]", &index) == 1 && index >= 0 && index < recipe->n_rewards &&
+        recipe->rewards[index].line > 0)
+        aha_error_prefix("%s:%d:%d", recipe->source, recipe->rewards[index].line, recipe->rewards[index].col);
     return set;
 }

@@ -163,7 +163,8 @@ int eval_dataset(AhaModel *m, const AhaTokenizer *tok, const AhaDataset *ds, con
 
 int aha_eval_file(AhaModel *m, const AhaTokenizer *tok, const char *path, const char *question_field,
                   const char *answer_field, const AhaEvalConfig *cfg, AhaEvalResult *out) {
-    AhaDatasetFields fields = {.question = question_field, .answer = answer_field};
+    AhaDatasetFields fields = {.question = question_field, .answer = answer_field,
+                               .final_answer = cfg->reward == AHA_REWARD_MATH && !cfg->bare_answers};
     AhaDataset *ds = aha_dataset_load(path, &fields);
     if (!ds) return -1;
     int rc = eval_dataset(m, tok, ds, cfg, out);

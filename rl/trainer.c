@@ -146,6 +146,13 @@ static AhaModel *load_policy(const AhaRecipe *r, AhaModelSource *source) {
     return m;
 }
 
+/* A math reward grades against the answer field: worked solutions need their final answer. */
+static int needs_final_answer(const AhaRecipe *r) {
+    for (int i = 0; i < r->n_rewards && !r->data.bare_answers; i++)
+        if (r->rewards[i].type == AHA_REWARD_MATH) return 1;
+    return 0;
+}
+
 static int needs_tests_field(const AhaRecipe *r) {
     for (int i = 0; i < r->n_rewards; i++)
         if (r->rewards[i].type == AHA_REWARD_CODE) return 1;
@@ -165,7 +172,8 @@ static int setup(Trainer *t) {
                 r->model.path, aha_tokenizer_vocab_size(t->tok), t->policy->cfg.vocab_size);
     t->n_eos = trainer_eos_ids(t->policy, t->tok, t->eos, AHA_MAX_EOS + 1);
     AhaDatasetFields fields = {.question = r->data.question_field, .answer = r->data.answer_field,
-                               .tests = needs_tests_field(r) ? r->data.tests_field : NULL};
+                               .tests = needs_tests_field(r) ? r->data.tests_field : NULL,
+                               .final_answer = needs_final_answer(r)};
     if (!(t->train = aha_dataset_load(r->data.train, &fields))) return aha_error_prefix("data.train");
     if (r->run.eval_every > 0 && r->data.eval[0] && !(t->eval = aha_dataset_load(r->data.eval, &fields)))
         return aha_error_prefix("data.eval");

@@ -25,6 +25,10 @@ typedef struct {
      * field are left out. NULL = keep every row. */
     const char *filter_field;
     const char *filter_value;
+    /* 1: an answer of several lines must hold a final answer ("#### N" as in GSM8K, or a
+     * \boxed{}); a worked solution without one is an error naming file:line, since the math
+     * reward would take the whole text as the gold. */
+    int final_answer;
 } AhaDatasetFields;
 
 typedef struct {

@@ -59,6 +59,7 @@ typedef struct {
     int cache_len;           /* overlong */
     char *path;              /* plugin: a shared object ("" = use command) */
     char *command;           /* plugin: a JSON-lines program ("" = use path) */
+    int line, col;           /* where the entry starts in the recipe file; 0 = not from a file */
 } AhaRewardSpec;
 
 typedef struct {
@@ -72,6 +73,7 @@ typedef struct {
     char *eval;   /* JSONL ("" = none) */
     char *question_field;
     char *answer_field;
+    int bare_answers;  /* accept worked solutions without a final answer as gold */
     char *tests_field;
     AhaTemplate template_name;
     int open_think;

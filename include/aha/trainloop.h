@@ -70,6 +70,7 @@ typedef struct {
     int share_prefix;
     AhaRewardExtract extract;    /* where the math reward looks for the answer (auto) */
     AhaRewardType reward;        /* what "correct" means: math (0, the default) or countdown */
+    int bare_answers;            /* aha_eval_file: accept worked solutions with no final answer */
 } AhaEvalConfig;
 
 typedef struct {

@@ -183,6 +183,16 @@ static void test_cli_dry_run_and_errors(void **state) {
                              out, sizeof out),
                      0);
     assert_non_null(strstr(out, "  corpus: \"tests/fixtures/recipes/data/train.jsonl\"\n"));
+    /* --dry-run compiles the format patterns and opens the plug-ins, as training would first */
+    assert_int_equal(run_aha("train tests/fixtures/recipes/dry_run_bad/format_pattern.yaml --dry-run 2>&1 > /dev/null",
+                             out, sizeof out), 1);
+    assert_string_equal(out, "aha train: error: tests/fixtures/recipes/dry_run_bad/format_pattern.yaml:7:5: rewards[1] "
+                             "(format): pattern: missing closing parenthesis at offset 10 in '<think>(.*'\n");
+    assert_int_equal(run_aha("train tests/fixtures/recipes/dry_run_bad/plugin_not_a_shared_object.yaml --dry-run 2>&1 "
+                             "> /dev/null", out, sizeof out), 1);
+    assert_string_equal(out, "aha train: error: tests/fixtures/recipes/dry_run_bad/plugin_not_a_shared_object.yaml:7:5: "
+                             "rewards[1] (junk): plugin 'junk' (tests/fixtures/recipes/data/train.jsonl): cannot load: "
+                             "tests/fixtures/recipes/data/train.jsonl: invalid ELF header\n");
     assert_int_equal(run_aha("train --dry-run 2>&1", out, sizeof out), 2);
     assert_int_equal(run_aha("train a.yaml b.yaml 2>&1", out, sizeof out), 2);
     assert_int_equal(run_aha("train --bogus x.yaml 2>&1", out, sizeof out), 2);

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -110,6 +112,79 @@ static void test_bad_lines_name_file_and_line(void **state) {
 
     assert_null(aha_dataset_load("/no/such/data.jsonl", NULL));
     assert_string_equal(aha_error_message(), "data set /no/such/data.jsonl: No such file or directory");
+}
+
+/* A line of NUL bytes is not a blank line; a GSM8K-style solution without "#### N" is not a
+ * gold answer (unless allowed); a line too long for memory is an error, not the end. */
+static void test_lines_that_once_slipped_through(void **state) {
+    (void)state;
+    const char *ok = "{\"question\": \"a\", \"answer\": \"1\"}\n";
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(ok, f);
+    fwrite("\0\0\0\n", 1, 4, f);
+    fputs(ok, f);
+    fclose(f);
+    assert_null(aha_dataset_load(path, NULL));
+    char want[512];
+    snprintf(want, sizeof want, "%s:2: not JSON: ", path);
+    if (strncmp(aha_error_message(), want, strlen(want)) != 0) fail_msg("got: %s", aha_error_message());
+
+    const char *solution = "{\"question\": \"q\", \"answer\": \"She has 3 + 4 = 7 apples.\\nSo 7.\"}\n";
+    char text[1024];
+    snprintf(text, sizeof text, "%s%s", ok, solution);
+    AhaDatasetFields math = {.final_answer = 1};
+    expect_error(text, &math, "%s:2: field \"answer\" is a worked solution with no final answer (\"#### N\" or "
+                              "\\boxed{}): the math reward would take the whole text as the gold; fix the row, or "
+                              "accept such rows with data.bare_answers: true (aha eval: --bare-answers)");
+    /* with its final answer, or allowed, it loads */
+    snprintf(text, sizeof text, "%s{\"question\": \"q\", \"answer\": \"3 + 4 = 7\\n#### 7\"}\n"
+             "{\"question\": \"q\", \"answer\": \"so\\n$\\\\boxed{7}$\"}\n", ok);
+    write_data(text);
+    AhaDataset *ds = aha_dataset_load(path, &math);
+    assert_non_null(ds);
+    assert_int_equal(aha_dataset_size(ds), 3);
+    aha_dataset_free(ds);
+    snprintf(text, sizeof text, "%s%s", ok, solution);
+    write_data(text);
+    ds = aha_dataset_load(path, NULL);
+    assert_non_null(ds);
+    aha_dataset_free(ds);
+
+#if !defined(__SANITIZE_ADDRESS__) /* the sanitizer's allocator ends the process instead */
+    /* a 64 MiB line under an address-space limit that cannot hold it */
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(ok, f);
+    static char chunk[1 << 16];
+    memset(chunk, 'x', sizeof chunk);
+    fputs("{\"question\": \"", f);
+    for (int i = 0; i < 1024; i++) assert_int_equal(fwrite(chunk, 1, sizeof chunk, f), sizeof chunk);
+    fputs("\", \"answer\": \"1\"}\n", f);
+    fputs(ok, f);
+    fclose(f);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid == 0) {
+        long pages = 0, rss;
+        FILE *statm = fopen("/proc/self/statm", "r");
+        if (!statm || fscanf(statm, "%ld %ld", &pages, &rss) != 2) _exit(3);
+        fclose(statm);
+        struct rlimit lim = {.rlim_cur = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + (32 << 20)};
+        lim.rlim_max = lim.rlim_cur;
+        if (setrlimit(RLIMIT_AS, &lim) != 0) _exit(3);
+        AhaDataset *big = aha_dataset_load(path, NULL);
+        if (big) _exit(1); /* the rest of the file silently dropped (or loaded: no limit) */
+        char want_big[512];
+        snprintf(want_big, sizeof want_big, "%s:2: reading failed after 1 lines (the rest of the file is not loaded): "
+                 "Cannot allocate memory", path);
+        _exit(strcmp(aha_error_message(), want_big) == 0 ? 0 : 2);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+#endif
 }
 
 static void test_filter_keeps_matching_rows(void **state) {
@@ -245,6 +320,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rows_keep_fields_and_json),
         cmocka_unit_test(test_bad_lines_name_file_and_line),
+        cmocka_unit_test(test_lines_that_once_slipped_through),
         cmocka_unit_test(test_filter_keeps_matching_rows),
         cmocka_unit_test(test_epoch_order_is_a_seeded_permutation),
         cmocka_unit_test(test_iterator_resumes_exactly),

@@ -2,7 +2,8 @@
  * PID, readers still read), a missing, empty, damaged or short run store refused on resume,
  * a flipped byte in a checkpoint refused naming the file and the older checkpoint (and
  * --fall-back resuming from it exactly), stale .tmp-step-* folders removed at the start, a
- * failed resume recording no resume, and a read-only run directory said as such. */
+ * failed resume recording no resume, a read-only run directory said as such, and worked
+ * solutions without a final answer refused as gold. */
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -232,6 +233,29 @@ static void test_a_read_only_run_directory(void **state) {
     assert_int_equal(tt_system("chmod u+w '%s' && chmod go-w '%s'", dir, tmp), 0);
 }
 
+/* A GSM8K-style solution without "#### N" is refused at its line unless allowed. */
+static void test_answers_without_a_final_answer(void **state) {
+    (void)state;
+    const char *bin = tt_bin();
+    if (!bin) skip();
+    char data[4300], dir[4300];
+    snprintf(data, sizeof data, "%s/solutions.jsonl", tmp);
+    FILE *f = fopen(data, "w");
+    assert_non_null(f);
+    fputs("{\"question\": \"1+1=\", \"answer\": \"2\"}\n"
+          "{\"question\": \"2+3=\", \"answer\": \"2 + 3 makes\\nfive\"}\n", f);
+    fclose(f);
+    snprintf(dir, sizeof dir, "%s/bare", tmp);
+    assert_int_equal(tt_system("'%s' train %s --set run.output_dir='%s' --set data.train='%s' --set run.steps=1 "
+                               "> /dev/null 2> '%s/err.txt'", bin, TINY_RECIPE, dir, data, tmp), 1);
+    expect_error("data.train: %s:2: field \"answer\" is a worked solution with no final answer (\"#### N\" or "
+                 "\\boxed{}): the math reward would take the whole text as the gold; fix the row, or accept such rows "
+                 "with data.bare_answers: true (aha eval: --bare-answers)", data);
+    assert_int_equal(tt_system("'%s' train %s --set run.output_dir='%s' --set data.train='%s' --set run.steps=1 "
+                               "--set data.bare_answers=true --set run.eval_every=0 > /dev/null", bin, TINY_RECIPE, dir,
+                               data), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_a_second_writer_is_refused),
@@ -240,6 +264,7 @@ int main(void) {
         cmocka_unit_test(test_a_flipped_byte_in_a_checkpoint),
         cmocka_unit_test(test_stale_partial_checkpoints_are_removed),
         cmocka_unit_test(test_a_read_only_run_directory),
+        cmocka_unit_test(test_answers_without_a_final_answer),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
