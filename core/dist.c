@@ -10,16 +10,18 @@
 
 #include "aha/error.h"
 
-#ifdef AHA_HAVE_MPI
-#include <mpi.h>
-#endif
-
 static struct {
     int initialized;  /* aha_dist_init ran */
     int joined;       /* MPI_Init_thread was called by us */
     int size, rank, local_rank, local_size;
+    int expert_size, expert_rank;
     double comm_seconds;
-} dist = {.size = 1, .local_size = 1};
+} dist = {.size = 1, .local_size = 1, .expert_size = 1};
+
+#ifdef AHA_HAVE_MPI
+#include <mpi.h>
+static MPI_Comm expert_comm = MPI_COMM_NULL;
+#endif
 
 #ifdef AHA_HAVE_MPI
 static double now(void) {
@@ -46,6 +48,8 @@ int aha_dist_launched(void) {
 }
 
 int aha_dist_size(void) { return dist.size; }
+int aha_dist_expert_size(void) { return dist.expert_size; }
+int aha_dist_expert_rank(void) { return dist.expert_rank; }
 int aha_dist_rank(void) { return dist.rank; }
 int aha_dist_local_rank(void) { return dist.local_rank; }
 int aha_dist_local_size(void) { return dist.local_size; }
@@ -138,6 +142,9 @@ int aha_dist_init(void) {
 
 int aha_dist_finalize(void) {
 #ifdef AHA_HAVE_MPI
+    if (expert_comm != MPI_COMM_NULL) MPI_CHECK(MPI_Comm_free(&expert_comm));
+    dist.expert_size = 1;
+    dist.expert_rank = 0;
     if (dist.joined) {
         dist.joined = 0;
         MPI_CHECK(MPI_Finalize());
@@ -397,4 +404,35 @@ int aha_dist_barrier(void) {
     dist.comm_seconds += now() - t0;
 #endif
     return 0;
+}
+
+int aha_dist_expert_init(int size) {
+    AHA_REQUIRE(size >= 1 && dist.size % size == 0,
+                "distributed.expert_parallel = %d: it must divide the number of processes (%d)", size, dist.size);
+    if (size == dist.expert_size) return 0;
+#ifdef AHA_HAVE_MPI
+    AHA_REQUIRE(expert_comm == MPI_COMM_NULL, "expert groups: already made with size %d", dist.expert_size);
+    MPI_CHECK(MPI_Comm_split(MPI_COMM_WORLD, dist.rank / size, dist.rank, &expert_comm));
+    MPI_CHECK(MPI_Comm_set_errhandler(expert_comm, MPI_ERRORS_ARE_FATAL));
+    MPI_CHECK(MPI_Comm_rank(expert_comm, &dist.expert_rank));
+    dist.expert_size = size;
+#endif
+    return 0;
+}
+
+void aha_dist_expert_allgather_float(float *buf, const size_t *counts) {
+    if (dist.expert_size == 1) return;
+#ifdef AHA_HAVE_MPI
+    double t0 = now();
+    int c[1024], d[1024], off = 0;
+    for (int r = 0; r < dist.expert_size && r < 1024; r++) {
+        c[r] = (int)counts[r]; /* the layer's rows: far below 2^31 floats */
+        d[r] = off;
+        off += c[r];
+    }
+    MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, c, d, MPI_FLOAT, expert_comm);
+    dist.comm_seconds += now() - t0;
+#else
+    (void)buf; (void)counts;
+#endif
 }

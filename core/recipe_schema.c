@@ -175,6 +175,8 @@ static const AhaRecipeKey recipe_keys[] = {
      "processes expected from the launcher, checked (0 = whatever mpirun -np gives)"},
     {"distributed.zero1", AHA_KEY_BOOL, F(distributed.zero1), "false", 0, 0, 0, NULL, 0,
      "shard the AdamW moments over the processes (ZeRO-1)"},
+    {"distributed.expert_parallel", AHA_KEY_INT, F(distributed.expert_parallel), "1", 1, 1024, 0, NULL, 0,
+     "processes that split each MoE layer's experts (a divisor of the process count)"},
 };
 
 #define ALL_REWARDS \

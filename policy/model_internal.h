@@ -103,6 +103,13 @@ void attention_qkv_backward(const AhaModel *m, int layer, AhaLayerWeights *g,
                             float *dq, float *dk, float *dv, float *dpre_q, float *dpre_k,
                             const int *pos, int T);
 
+/* moe_ep.c: the experts [first, end) this process runs (all of them without expert
+ * parallel), and the all-gather of the rows of every member's experts (rows [S, width] in
+ * slot order, expert e's slots at [expert_off[e], expert_off[e+1])). */
+int moe_ep_first_expert(int E);
+int moe_ep_end_expert(int E);
+void moe_ep_share_rows(float *rows, const int *expert_off, int E, int width);
+
 /* moe.c: ffn over a->ln2 into y (overwritten) */
 void ffn_forward(const AhaModel *m, int layer, LayerActs *a, float *y, int T);
 /* dy [T,H] -> dln2 [T,H] (accumulated) and the parameter gradients g (accumulated); aux_dprob[E] (or NULL)

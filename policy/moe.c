@@ -95,7 +95,7 @@ void ffn_forward(const AhaModel *m, int layer, LayerActs *a, float *y, int T) {
 #pragma omp parallel for schedule(static)
     for (int s = 0; s < S; s++)
         memcpy(a->xg + (size_t)s * H, a->ln2 + (size_t)a->slot_token[s] * H, sizeof(float) * H);
-    for (int e = 0; e < E; e++) {
+    for (int e = moe_ep_first_expert(E); e < moe_ep_end_expert(E); e++) {
         int lo = a->expert_off[e], n = a->expert_off[e + 1] - lo;
         if (n == 0) continue;
         size_t eI = (size_t)e * I * H;
@@ -103,6 +103,7 @@ void ffn_forward(const AhaModel *m, int layer, LayerActs *a, float *y, int T) {
                     a->eh + (size_t)lo * I, a->xg + (size_t)lo * H, w->expert_gate + eI,
                     w->expert_up + eI, w->expert_down + eI, n, H, I);
     }
+    moe_ep_share_rows(a->eo, a->expert_off, E, H); /* expert parallel: the others' outputs */
 #pragma omp parallel for schedule(static)
     for (int t = 0; t < T; t++) {
         float *yt = y + (size_t)t * H;
@@ -185,7 +186,7 @@ void ffn_backward(const AhaModel *m, int layer, AhaLayerWeights *g, const LayerA
         }
     }
     memset(dxg, 0, S * H * sizeof(float));
-    for (int e = 0; e < E; e++) {
+    for (int e = moe_ep_first_expert(E); e < moe_ep_end_expert(E); e++) {
         int lo = a->expert_off[e], n = a->expert_off[e + 1] - lo;
         if (n == 0) continue;
         size_t eI = (size_t)e * I * H;
@@ -195,6 +196,7 @@ void ffn_backward(const AhaModel *m, int layer, AhaLayerWeights *g, const LayerA
                      w->expert_gate + eI, w->expert_up + eI, w->expert_down + eI, n, H, I,
                      deh + (size_t)lo * I, deg + (size_t)lo * I, deu + (size_t)lo * I);
     }
+    moe_ep_share_rows(dxg, a->expert_off, E, H); /* expert parallel: the others' input gradients */
 #pragma omp parallel for schedule(static)
     for (int t = 0; t < T; t++) {
         float *dx = dln2 + (size_t)t * H;

@@ -166,6 +166,7 @@ static int setup(Trainer *t) {
     aha_kernels_batch_invariant(&t->kernels, t->policy->kernels);
     t->policy->kernels = &t->kernels;
     AHA_TRY(aha_model_alloc_grads(t->policy));
+    AHA_TRY(dist_setup_experts(r, &t->policy->cfg));
     if (!(t->tok = aha_tokenizer_load(r->model.path))) return aha_error_prefix("model.path %s", r->model.path);
     AHA_REQUIRE(aha_tokenizer_vocab_size(t->tok) <= t->policy->cfg.vocab_size,
                 "model.path %s: the tokenizer has %d tokens but config.json vocab_size is %d",
@@ -343,7 +344,8 @@ static int train_loop(Trainer *t, const AhaTrainOptions *o) {
         AhaStepMetrics m;
         step_metrics_fill(&rec, &b, &us, &m);
         AhaEvalRecord ev, *evp = NULL;
-        if (t->eval && (step + 1) % r->run.eval_every == 0 && aha_dist_rank() == 0) {
+        /* rank 0 evaluates, with its expert group (whose members run the same layers) */
+        if (t->eval && (step + 1) % r->run.eval_every == 0 && dist_dp_rank() == 0) {
             double te = trainer_now();
             if (run_eval(t, step, &ev) != 0) {
                 step_batch_free(&b);

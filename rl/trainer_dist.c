@@ -10,6 +10,13 @@
 #include "aha/error.h"
 #include "rl/trainer_internal.h"
 
+int dist_dp_rank(void) { return aha_dist_rank() / aha_dist_expert_size(); }
+int dist_dp_size(void) { return aha_dist_size() / aha_dist_expert_size(); }
+
+/* A duplicate: the ranks of an expert group hold the same step, which only its first
+ * member counts in sums. */
+static int duplicate(void) { return aha_dist_expert_rank() != 0; }
+
 int dist_check_recipe(const AhaRecipe *r) {
     int n = aha_dist_size();
     const AhaDistributedSection *d = &r->distributed;
@@ -17,17 +24,29 @@ int dist_check_recipe(const AhaRecipe *r) {
                 "distributed.world_size = %d, but the job has %d process%s (%s); set it to %d or 0 (the "
                 "launcher's)", d->world_size, n, n == 1 ? "" : "es",
                 aha_dist_launched() ? "from the MPI launcher" : "no MPI launcher: start with mpirun -np N", n);
+    AHA_REQUIRE(n % d->expert_parallel == 0,
+                "distributed.expert_parallel = %d with %d process%s: it must divide the process count",
+                d->expert_parallel, n, n == 1 ? "" : "es");
     if (n == 1) return 0;
     AHA_REQUIRE(d->backend != AHA_BACKEND_NONE,
                 "distributed.backend = none, but the job has %d processes; set distributed.backend: mpi", n);
     AHA_REQUIRE(d->backend != AHA_BACKEND_NCCL,
                 "distributed.backend = nccl: the policy runs on the CPU, where collectives are MPI's; set "
                 "distributed.backend: mpi");
-    AHA_REQUIRE(r->optim.grad_accum % n == 0,
-                "optim.grad_accum = %d with %d processes: each minibatch's grad_accum micro-batches are spread "
-                "over the processes, so it must be a multiple of %d (one process with the same value makes the "
-                "same updates)", r->optim.grad_accum, n, n);
+    int ep = d->expert_parallel, dp = n / ep;
+    AHA_REQUIRE(r->optim.grad_accum % dp == 0,
+                "optim.grad_accum = %d with %d data-parallel processes: each minibatch's grad_accum micro-batches are "
+                "spread over the processes, so it must be a multiple of %d (one process with the same value makes "
+                "the same updates)", r->optim.grad_accum, dp, dp);
     return 0;
+}
+
+int dist_setup_experts(const AhaRecipe *r, const AhaModelConfig *cfg) {
+    int ep = r->distributed.expert_parallel;
+    if (ep == 1) return 0;
+    AHA_REQUIRE(cfg->num_experts >= ep, "distributed.expert_parallel = %d, but model.path's layers have %d experts",
+                ep, cfg->num_experts);
+    return aha_dist_expert_init(ep);
 }
 
 /* ---- the step's groups, each rank's share to every rank ---- */
@@ -152,7 +171,8 @@ int dist_share_groups(StepBatch *b, int base, int need, int lo, int hi, int n_co
     int n = aha_dist_size(), me = aha_dist_rank();
     if (n == 1) return 0;
     Buf buf = {0};
-    for (int i = base + lo; i < base + hi; i++) put_group(&buf, &b->groups[i], n_comp);
+    if (!duplicate())
+        for (int i = base + lo; i < base + hi; i++) put_group(&buf, &b->groups[i], n_comp);
     if (buf.failed) {
         free(buf.p);
         return -1;
@@ -167,7 +187,7 @@ int dist_share_groups(StepBatch *b, int base, int need, int lo, int hi, int n_co
     free(buf.p);
     size_t off = 0;
     for (int r = 0; r < n && rc == 0; r++) {
-        if (r != me) {
+        if (r / aha_dist_expert_size() != me / aha_dist_expert_size()) { /* not this expert group's */
             Reader rd = {all + off, all + off + lens[r]};
             while (rc == 0 && rd.p < rd.end) rc = take_group(&rd, b, base, need, n_comp);
         }
@@ -182,7 +202,7 @@ int dist_share_groups(StepBatch *b, int base, int need, int lo, int hi, int n_co
 /* Everyone's rollout figures: tokens add up; the round took as long as its slowest rank. */
 int dist_sum_rollout_stats(AhaRolloutStats *st) {
     if (aha_dist_size() == 1) return 0;
-    int64_t tokens[2] = {st->prompt_tokens, st->generated_tokens};
+    int64_t tokens[2] = {duplicate() ? 0 : st->prompt_tokens, duplicate() ? 0 : st->generated_tokens};
     double seconds[2] = {st->prefill_seconds, st->decode_seconds};
     int steps = st->decode_steps;
     AHA_TRY(aha_dist_allreduce(tokens, 2, AHA_DIST_INT64, AHA_DIST_SUM));
@@ -205,6 +225,10 @@ int dist_sum_update_stats(UpdateStats *st) {
                       st->entropy_sum, st->aux_loss_sum, st->expert_balance_sum, 0};
     int64_t counts[9] = {lm->n_tokens, lm->n_seqs, lm->n_clip_low, lm->n_clip_high, lm->n_dual_clip,
                          st->entropy_n, st->aux_n, st->expert_balance_n, st->train_tokens};
+    if (duplicate()) {
+        memset(sums, 0, sizeof sums);
+        memset(counts, 0, sizeof counts);
+    }
     double mins[2] = {lm->ratio_min, -lm->ratio_max};
     double times[2] = {st->t_ref, st->t_train};
     AHA_TRY(aha_dist_allreduce(sums, 8, AHA_DIST_DOUBLE, AHA_DIST_SUM));
@@ -234,8 +258,49 @@ int dist_sum_update_stats(UpdateStats *st) {
     return 0;
 }
 
+/* A duplicate rank's gradients of the dense weights are the first member's: zero them (its
+ * experts' gradients, the only ones it computed, stay). */
+static int zero_dense_gradients(AhaModel *m) {
+    const AhaModelConfig *c = &m->cfg;
+    size_t n_ranges = 0, cap = 3 * (size_t)c->num_layers;
+    size_t (*ranges)[2] = aha_malloc((cap > 0 ? cap : 1) * sizeof *ranges);
+    AHA_CHECK_ALLOC(ranges);
+    size_t per = (size_t)c->num_experts * c->moe_intermediate_size * c->hidden_size;
+    for (int l = 0; l < c->num_layers; l++) {
+        if (!aha_model_layer_is_moe(c, l)) continue;
+        const AhaLayerWeights *g = &m->grads.layers[l];
+        const float *t[3] = {g->expert_gate, g->expert_up, g->expert_down};
+        for (int i = 0; i < 3; i++) {
+            ranges[n_ranges][0] = (size_t)(t[i] - m->grads.memory);
+            ranges[n_ranges][1] = ranges[n_ranges][0] + per;
+            n_ranges++;
+        }
+    }
+    /* the complement of the (sorted) expert ranges */
+    for (size_t i = 1; i < n_ranges; i++)
+        for (size_t j = i; j > 0 && ranges[j - 1][0] > ranges[j][0]; j--) {
+            size_t a = ranges[j][0], b = ranges[j][1];
+            ranges[j][0] = ranges[j - 1][0];
+            ranges[j][1] = ranges[j - 1][1];
+            ranges[j - 1][0] = a;
+            ranges[j - 1][1] = b;
+        }
+    size_t at = 0;
+    for (size_t i = 0; i <= n_ranges; i++) {
+        size_t end = i < n_ranges ? ranges[i][0] : m->grads.count;
+        if (end > at) memset(m->grads.memory + at, 0, (end - at) * sizeof(float));
+        if (i < n_ranges) at = ranges[i][1];
+    }
+    free(ranges);
+    return 0;
+}
+
 int dist_sum_gradients(AhaModel *m, double *loss, const ParamShard *shard) {
     if (aha_dist_size() == 1) return 0;
+    if (duplicate()) {
+        *loss = 0;
+        AHA_TRY(zero_dense_gradients(m));
+    }
     AHA_TRY(aha_dist_allreduce(loss, 1, AHA_DIST_DOUBLE, AHA_DIST_SUM));
     if (shard) return aha_dist_reduce_scatter_float(m->grads.memory, shard->counts);
     return aha_dist_allreduce(m->grads.memory, m->grads.count, AHA_DIST_FLOAT, AHA_DIST_SUM);

@@ -164,6 +164,12 @@ int trainer_checkpoint_load(const char *dir, AhaModel **policy, AhaAdamW *opt, A
 
 /* distributed.* against the job the launcher made. */
 int dist_check_recipe(const AhaRecipe *r);
+/* The expert groups of distributed.expert_parallel, checked against the model. */
+int dist_setup_experts(const AhaRecipe *r, const AhaModelConfig *cfg);
+/* This rank's data-parallel group and their count: the ranks of an expert group hold the
+ * same share of the step. */
+int dist_dp_rank(void);
+int dist_dp_size(void);
 /* After each rank sampled and scored slots [base+lo, base+hi) of a round of `need` prompts:
  * every rank gets every group of the round. */
 int dist_share_groups(StepBatch *b, int base, int need, int lo, int hi, int n_comp);

@@ -136,8 +136,8 @@ static int sample_round(const RolloutContext *c, uint64_t seed, int need, StepBa
     b->n_groups = base + need;
     /* every rank draws every row (the data order stays the same everywhere) and samples
      * and scores its share [lo, hi) of the round's slots */
-    int lo = (int)aha_dist_share_lo((size_t)need, aha_dist_rank(), aha_dist_size());
-    int hi = (int)aha_dist_share_lo((size_t)need, aha_dist_rank() + 1, aha_dist_size());
+    int lo = (int)aha_dist_share_lo((size_t)need, dist_dp_rank(), dist_dp_size());
+    int hi = (int)aha_dist_share_lo((size_t)need, dist_dp_rank() + 1, dist_dp_size());
     const int32_t **prompts = aha_calloc((size_t)need, sizeof *prompts);
     int *lens = aha_calloc((size_t)need, sizeof *lens);
     uint32_t *ids = aha_calloc((size_t)need, sizeof *ids);

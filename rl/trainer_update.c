@@ -189,8 +189,8 @@ static int minibatch_update(const UpdateContext *c, const Seq *seqs, int n, int 
     double loss = 0;
     /* many processes: the micro-batches are spread over the ranks, the same ones as with
      * one process, and their gradients summed before clipping */
-    int a_lo = (int)aha_dist_share_lo((size_t)accum, aha_dist_rank(), aha_dist_size());
-    int a_hi = (int)aha_dist_share_lo((size_t)accum, aha_dist_rank() + 1, aha_dist_size());
+    int a_lo = (int)aha_dist_share_lo((size_t)accum, dist_dp_rank(), dist_dp_size());
+    int a_hi = (int)aha_dist_share_lo((size_t)accum, dist_dp_rank() + 1, dist_dp_size());
     for (int a = a_lo; a < a_hi; a++) {
         int lo = (int)((long)n * a / accum), hi = (int)((long)n * (a + 1) / accum);
         Packed p;
@@ -257,8 +257,8 @@ static Seq *own_sequences(const AhaRecipe *r, const Seq *seqs, int n, int M, int
     for (int j = 0; j < M; j++) {
         int lo = (int)((long)n * j / M), hi = (int)((long)n * (j + 1) / M);
         int nb = hi - lo, accum = r->optim.grad_accum < nb ? r->optim.grad_accum : nb;
-        int a_lo = (int)aha_dist_share_lo((size_t)accum, aha_dist_rank(), aha_dist_size());
-        int a_hi = (int)aha_dist_share_lo((size_t)accum, aha_dist_rank() + 1, aha_dist_size());
+        int a_lo = (int)aha_dist_share_lo((size_t)accum, dist_dp_rank(), dist_dp_size());
+        int a_hi = (int)aha_dist_share_lo((size_t)accum, dist_dp_rank() + 1, dist_dp_size());
         for (int a = a_lo; a < a_hi; a++) {
             int s_lo = lo + (int)((long)nb * a / accum), s_hi = lo + (int)((long)nb * (a + 1) / accum);
             for (int i = s_lo; i < s_hi; i++) mine[k++] = seqs[i];

@@ -66,6 +66,19 @@ int aha_dist_alltoallv_bytes(const void *send, const size_t *send_counts, char *
                              size_t *recv_counts);
 int aha_dist_barrier(void);
 
+/* ---- Expert groups (expert parallel, docs/distributed.md) ----
+ * The job's ranks in groups of `size` consecutive ranks (size divides the world); a group's
+ * ranks process the same tokens and split each MoE layer's experts: rank e of the group
+ * owns experts [E e / size, E (e+1) / size). Size 1 (the default) is no split. */
+int aha_dist_expert_init(int size);
+int aha_dist_expert_size(void);
+int aha_dist_expert_rank(void);   /* rank within the expert group */
+/* In place over the expert group: buf holds each member's block at the prefix sum of
+ * counts (floats); every member's own block goes to every other member. Called from the
+ * layers' forward and backward, which return nothing: a failing MPI call ends the job
+ * with MPI's message (the group's error handler is MPI_ERRORS_ARE_FATAL). */
+void aha_dist_expert_allgather_float(float *buf, const size_t *counts);
+
 /* ---- NCCL (GPU collectives; core/dist_nccl.c) ----
  * Built when CMake finds CUDA and NCCL. init: the GPU of this process is its rank on the
  * host (aha_dist_local_rank), the communicator spans the job (its unique id made by rank 0

@@ -152,6 +152,7 @@ typedef struct {
     AhaBackend backend;
     int world_size;   /* 0 = the launcher's; else checked against it */
     int zero1;        /* AdamW moments sharded over the data-parallel ranks */
+    int expert_parallel; /* ranks per expert group (1 = none) */
 } AhaDistributedSection;
 
 typedef struct {
