@@ -28,7 +28,7 @@ report() { # label, output file
   local done comm
   done=$(grep 'aha train: done' "$2" | sed -E 's/.*done \(([0-9]+) steps, ([0-9.]+) s\).*/\1 \2/')
   comm=$(grep 'in collectives' "$2" | sed -E 's/.*spent ([0-9.]+) s of ([0-9.]+) s in collectives \(([0-9.]+)%\).*/, collectives \3% of rank 0'"'"'s time/' || true)
-  awk -v label="$1" -v d="$done" -v c="$comm" 'BEGIN { split(d, a, " "); printf "%-38s %d steps in %6.2f s: %.3f steps/s%s\n", label, a[1], a[2], a[1] / a[2], c }'
+  awk -v label="$1" -v d="$done" -v c="$comm" 'BEGIN { split(d, a, " "); printf "%-42s %d steps in %6.2f s: %.3f steps/s%s\n", label, a[1], a[2], a[1] / a[2], c }'
 }
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 OMP_NUM_THREADS=2 "$build/aha" train tests/fixtures/rl/tiny.yaml --set run.output_dir="$tmp/one2" "${sets[@]}" > "$tmp/one2.out"
@@ -39,4 +39,6 @@ OMP_NUM_THREADS=1 "${mpirun[@]}" -np 2 "$build/aha" train tests/fixtures/rl/tiny
 report "2 processes x 1 thread (mpirun -np 2)" "$tmp/two1.out"
 OMP_NUM_THREADS=1 "${mpirun[@]}" -np 2 "$build/aha" train tests/fixtures/rl/tiny.yaml --set run.output_dir="$tmp/two1z" "${sets[@]}" --set distributed.zero1=true > "$tmp/two1z.out"
 report "2 processes x 1 thread, ZeRO-1" "$tmp/two1z.out"
+OMP_NUM_THREADS=1 "${mpirun[@]}" -np 2 "$build/aha" train tests/fixtures/rl/tiny.yaml --set run.output_dir="$tmp/two1e" "${sets[@]}" --set distributed.expert_parallel=2 > "$tmp/two1e.out"
+report "2 processes x 1 thread, expert_parallel 2" "$tmp/two1e.out"
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
