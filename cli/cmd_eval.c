@@ -18,7 +18,8 @@ static const char usage[] =
     "mean@k, the mean accuracy of k samples per prompt at the given temperature.\n\n"
     "  --model DIR            a model directory (config.json, safetensors, tokenizer.json),\n"
     "                         a checkpoint (its policy/), or a run directory (the policy of\n"
-    "                         its newest checkpoint)\n"
+    "                         its newest checkpoint, checked against the CRC-32s in its\n"
+    "                         state.json)\n"
     "  --data FILE            JSONL rows with a question and an answer field\n"
     "  -k, --k K              samples per prompt for mean@k (default 4; 0 = greedy only)\n"
     "  --limit N              only the first N rows (default 0 = all)\n"
@@ -98,7 +99,9 @@ static int resolve_model_dir(const char *dir, char *out, size_t cap) {
         if (aha_checkpoint_latest(dir, &step, &ck) != 0) return -1;
         if (!ck) return aha_errorf("%s: the run has no complete checkpoint yet", dir);
         snprintf(out, cap, "%s/policy", ck);
+        int damaged = aha_checkpoint_verify(ck); /* its state.json's CRC-32s, as a resume checks */
         free(ck);
+        if (damaged) return -1;
         fprintf(stderr, "aha eval: %s: the newest checkpoint, step %d\n", dir, step);
     }
     return 0;

@@ -1,5 +1,5 @@
 /* JSONL data sets: the line reader and each row's fields (question, answer, tests, a
- * filter), GSM8K answers included. */
+ * filter, the final-answer check), GSM8K answers included. */
 #include "aha/dataset.h"
 #include "fuzz/fuzz_util.h"
 
@@ -9,6 +9,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         {.question = NULL, .answer = NULL},
         {.question = "problem", .answer = "solution", .tests = "tests"},
         {.question = "question", .answer = "", .filter_field = "level", .filter_value = "5"},
+        {.question = NULL, .answer = NULL, .final_answer = 1},
     };
     for (size_t v = 0; v < sizeof variants / sizeof variants[0]; v++) {
         AhaDataset *ds = aha_dataset_load(path, &variants[v]);

@@ -14,7 +14,12 @@ if [[ ${#targets[@]} -eq 0 ]]; then
   for f in fuzz/fuzz_*.c; do targets+=("$(basename "$f" .c)"); done
 fi
 CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Asan -DAHA_FUZZ=ON -DAHA_NATIVE=OFF -DAHA_CUDA=OFF >/dev/null
-cmake --build build-fuzz -j "$(nproc)" --target "${targets[@]}" >/dev/null
+# clang's notes on OpenMP loops it did not vectorize are noise here: the build log is shown
+# only when the build fails
+if ! cmake --build build-fuzz -j "$(nproc)" --target "${targets[@]}" >build-fuzz/build.log 2>&1; then
+  cat build-fuzz/build.log
+  exit 1
+fi
 status=0
 for t in "${targets[@]}"; do
   mkdir -p "build-fuzz/corpus/$t" "build-fuzz/crashes/$t"

@@ -184,6 +184,15 @@ static void test_a_flipped_byte_in_a_checkpoint(void **state) {
     assert_true(tt_same_dump(finished_dump, dump));
     free(dump);
     assert_int_equal((int)tt_query(dir, "SELECT from_step FROM resumes"), 3);
+    /* aha eval of the run checks the checkpoint it picks the same way */
+    assert_int_equal(tt_system("cp '%s/checkpoints/step-00000004/policy/model.safetensors' '%s/saved' && "
+                               "printf '\\125' | dd of='%s/checkpoints/step-00000004/policy/model.safetensors' bs=1 "
+                               "seek=5000 conv=notrunc 2> /dev/null", dir, tmp, dir), 0);
+    assert_int_equal(tt_system("'%s' eval --model '%s' --data tests/fixtures/rl/eval.jsonl -k 0 --limit 1 > /dev/null "
+                               "2> '%s/err.txt'", tt_bin(), dir, tmp), 1);
+    assert_int_equal(tt_system("grep -q '^aha eval: error: %s/checkpoints/step-00000004/policy/model.safetensors: "
+                               "damaged: ' '%s/err.txt'", dir, tmp), 0);
+    assert_int_equal(tt_system("cp '%s/saved' '%s/checkpoints/step-00000004/policy/model.safetensors'", tmp, dir), 0);
     /* a missing file is named too */
     assert_int_equal(tt_system("rm '%s/checkpoints/step-00000004/optimizer.safetensors'", dir), 0);
     assert_int_equal(resume(dir, "--set run.steps=5"), 1);
