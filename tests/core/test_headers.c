@@ -4,6 +4,7 @@
  * include them from .cu files). */
 #include "aha/char_tokenizer.h"
 #include "aha/corpus.h"
+#include "aha/cuda.h"
 #include "aha/dataset.h"
 #include "aha/dist.h"
 #include "aha/error.h"
@@ -42,6 +43,7 @@
 static const char *const included[] = {
     "char_tokenizer.h",
     "corpus.h",
+    "cuda.h",
     "dataset.h",
     "dist.h",
     "error.h",
