@@ -43,6 +43,10 @@ int aha_cuda_download(AhaCuda *cu, void *dst, const void *src, size_t bytes); /*
 int aha_cuda_copy(AhaCuda *cu, void *dst, const void *src, size_t bytes);     /* dev -> dev */
 int aha_cuda_zero(AhaCuda *cu, void *ptr, size_t bytes);
 int aha_cuda_sync(AhaCuda *cu);
+/* Median milliseconds of `reps` runs of fn(ctx) (which queues work on cu's stream), timed
+ * with CUDA events after `warmup` untimed runs; -1 with an error recorded when fn or a CUDA
+ * call fails. For benchmarks (scripts/cuda_bench.c). */
+double aha_cuda_time_ms(AhaCuda *cu, int (*fn)(void *ctx), void *ctx, int warmup, int reps);
 
 /* ---- Dense products (cuBLASLt) ------------------------------------------------------- */
 /* fp32 with TF32 off (CUBLAS_COMPUTE_32F): out[n,out_dim] = in[n,in_dim] @ weight^T (+bias) */
@@ -91,7 +95,8 @@ int aha_cuda_embedding_backward(AhaCuda *cu, float *dtable, const float *dx, con
 int aha_cuda_attention_forward(AhaCuda *cu, float *out, float *lse, const float *q,
                                const float *k, const float *v, const int *seq_start,
                                int n_seqs, int T, int heads, int kv_heads, int head_dim);
-/* Recomputes the probabilities from lse; dq, dk, dv accumulate; deterministic (no atomics) */
+/* Recomputes the probabilities from lse; dq, dk, dv accumulate (each NULL ok);
+ * deterministic (no atomics) */
 int aha_cuda_attention_backward(AhaCuda *cu, float *dq, float *dk, float *dv,
                                 const float *dout, const float *out, const float *q,
                                 const float *k, const float *v, const float *lse,
@@ -108,10 +113,10 @@ int aha_cuda_kv_append(AhaCuda *cu, float *cache_k, float *cache_v, const float 
  * layer caches of `slots` slots each (keys then values, as rollout/kvcache.h lays them). */
 int aha_cuda_kv_copy_prefix(AhaCuda *cu, float *cache, int layers, int slots, int max_len,
                             int kv_dim, int dst, int src, int len);
-/* Row r (query q[r, heads*head_dim]) attends to positions [0, len[r]) of slot slot[r]:
- * out[r, heads*head_dim]; the math of attention_row_forward. */
+/* Row r (query q[r, heads*head_dim]) attends to positions [0, pos[r]] of slot slot[r]
+ * (its own K/V appended first): out[r, heads*head_dim]; the training forward's row math. */
 int aha_cuda_decode_attention(AhaCuda *cu, float *out, const float *q, const float *cache_k,
-                              const float *cache_v, const int *slot, const int *len, int n,
+                              const float *cache_v, const int *slot, const int *pos, int n,
                               int max_len, int heads, int kv_heads, int head_dim);
 
 /* ---- MoE ----------------------------------------------------------------------------- */
@@ -199,14 +204,16 @@ int aha_cuda_clip_grad_norm(AhaCuda *cu, float *const *grads, const size_t *coun
                             int n_tensors, float max_norm, float *norm_out);
 
 /* ---- Sampling ------------------------------------------------------------------------ */
-/* One token per row of logits[n, vocab] as rollout/sample.c picks it, with u drawn on the
- * device from the Philox block (seed, stream[r], position[r]) (aha/rng.h, aha/sampler.h).
- * temperature 0: argmax. Writes tokens[n] and logprobs[n] (device); scratch from
- * aha_cuda_sample_scratch_bytes. */
+/* Sequence i draws one token from logits row rows[i] (NULL: row i) of logits[*, vocab] as
+ * rollout/sample.c picks it, with u drawn on the device from the Philox block
+ * (seed, stream[i], position[i]) (aha/rng.h, aha/sampler.h); temperature 0: argmax.
+ * Writes tokens[n] and logprobs[n] (device); scratch of aha_cuda_sample_scratch_bytes
+ * (needed only with top-k / top-p). */
 size_t aha_cuda_sample_scratch_bytes(int n, int vocab);
-int aha_cuda_sample(AhaCuda *cu, int32_t *tokens, float *logprobs, const float *logits, int n,
-                    int vocab, float temperature, int top_k, float top_p, uint64_t seed,
-                    const uint64_t *stream, const uint64_t *position, void *scratch);
+int aha_cuda_sample(AhaCuda *cu, int32_t *tokens, float *logprobs, const float *logits,
+                    const int *rows, int n, int vocab, float temperature, int top_k, float top_p,
+                    uint64_t seed, const uint64_t *stream, const uint64_t *position,
+                    void *scratch);
 
 #ifdef __cplusplus
 }

@@ -117,8 +117,9 @@ __global__ void attention_dq_kernel(float *dq, float *delta, const float *dout, 
             for (int d = 0; d < D; d++) acc[d] += dsj * kj[lane + 32 * d];
         }
     }
+    if (dq)
 #pragma unroll
-    for (int d = 0; d < D; d++) dq[row + lane + 32 * d] += acc[d];
+        for (int d = 0; d < D; d++) dq[row + lane + 32 * d] += acc[d];
     if (lane == 0) delta[item] = dd;
 }
 
@@ -181,7 +182,7 @@ __global__ void attention_dkdv_kernel(float *dk, float *dv, const float *dout, c
 
 template <int D>
 __global__ void decode_attention_kernel(float *out, const float *q, const float *cache_k,
-                                        const float *cache_v, const int *slot, const int *len,
+                                        const float *cache_v, const int *slot, const int *pos,
                                         int n, int max_len, int heads, int kv_heads,
                                         int head_dim) {
     __shared__ float qbuf[WARPS][MAX_HEAD_DIM];
@@ -196,11 +197,11 @@ __global__ void decode_attention_kernel(float *out, const float *q, const float 
     for (int i = lane; i < head_dim; i += 32) qs[i] = q[(size_t)r * qd + (size_t)h * head_dim + i];
     __syncwarp();
     float acc[D] = {0}, m, l;
-    attend_row<D>(qs, cache_k + base, cache_v + base, kvd, len[r], head_dim,
+    attend_row<D>(qs, cache_k + base, cache_v + base, kvd, pos[r] + 1, head_dim,
                   rsqrtf((float)head_dim), acc, &m, &l);
     float *o = out + (size_t)r * qd + (size_t)h * head_dim;
 #pragma unroll
-    for (int d = 0; d < D; d++) o[lane + 32 * d] = l > 0.0f ? acc[d] / l : 0.0f;
+    for (int d = 0; d < D; d++) o[lane + 32 * d] = acc[d] / l;
 }
 
 static int check_heads(const char *op, int heads, int kv_heads, int head_dim) {
@@ -247,8 +248,7 @@ extern "C" int aha_cuda_attention_backward(AhaCuda *cu, float *dq, float *dk, fl
     AHA_TRY(check_heads("attention_backward", heads, kv_heads, head_dim));
     REQUIRE_ARG(n_seqs >= 1 && T >= 0, "cuda attention_backward: %d sequences, %d rows", n_seqs,
                 T);
-    REQUIRE_ARG(dq != NULL, "cuda attention_backward: dq is required (it also computes delta)");
-    if (T == 0) return 0;
+    if (T == 0 || (!dq && !dk && !dv)) return 0;
     float *delta = NULL;
     CUDA_CHECK(cudaMallocAsync((void **)&delta, sizeof(float) * (size_t)T * heads, cu->stream));
     unsigned grid_q = (unsigned)(((size_t)T * heads + WARPS - 1) / WARPS);
@@ -270,12 +270,12 @@ extern "C" int aha_cuda_attention_backward(AhaCuda *cu, float *dq, float *dk, fl
 
 extern "C" int aha_cuda_decode_attention(AhaCuda *cu, float *out, const float *q,
                                          const float *cache_k, const float *cache_v,
-                                         const int *slot, const int *len, int n, int max_len,
+                                         const int *slot, const int *pos, int n, int max_len,
                                          int heads, int kv_heads, int head_dim) {
     AHA_TRY(check_heads("decode_attention", heads, kv_heads, head_dim));
     if (n <= 0) return 0;
     unsigned grid = (unsigned)(((size_t)n * heads + WARPS - 1) / WARPS);
-    DISPATCH_D(head_dim, decode_attention_kernel, grid, out, q, cache_k, cache_v, slot, len, n,
+    DISPATCH_D(head_dim, decode_attention_kernel, grid, out, q, cache_k, cache_v, slot, pos, n,
                max_len, heads, kv_heads, head_dim);
     LAUNCH_CHECK("decode_attention_kernel");
     return 0;

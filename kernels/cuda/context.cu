@@ -130,3 +130,42 @@ extern "C" int aha_cuda_sync(AhaCuda *cu) {
     CUDA_CHECK(cudaStreamSynchronize(cu->stream));
     return 0;
 }
+
+static int cmp_float(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+static int time_runs(AhaCuda *cu, int (*fn)(void *), void *ctx, int warmup, int reps,
+                     cudaEvent_t start, cudaEvent_t stop, float *ms) {
+    for (int i = 0; i < warmup; i++) AHA_TRY(fn(ctx));
+    CUDA_CHECK(cudaStreamSynchronize(cu->stream));
+    for (int i = 0; i < reps; i++) {
+        CUDA_CHECK(cudaEventRecord(start, cu->stream));
+        AHA_TRY(fn(ctx));
+        CUDA_CHECK(cudaEventRecord(stop, cu->stream));
+        CUDA_CHECK(cudaEventSynchronize(stop));
+        CUDA_CHECK(cudaEventElapsedTime(&ms[i], start, stop));
+    }
+    return 0;
+}
+
+extern "C" double aha_cuda_time_ms(AhaCuda *cu, int (*fn)(void *ctx), void *ctx, int warmup,
+                                   int reps) {
+    if (reps < 1 || reps > 1000) {
+        aha_errorf("cuda time: reps %d must be in [1, 1000]", reps);
+        return -1.0;
+    }
+    float ms[1000];
+    cudaEvent_t start = NULL, stop = NULL;
+    int rc = -1;
+    if (cudaEventCreate(&start) != cudaSuccess || cudaEventCreate(&stop) != cudaSuccess)
+        aha_errorf("cuda time: cudaEventCreate failed");
+    else
+        rc = time_runs(cu, fn, ctx, warmup, reps, start, stop, ms);
+    if (start) cudaEventDestroy(start);
+    if (stop) cudaEventDestroy(stop);
+    if (rc != 0) return -1.0;
+    qsort(ms, (size_t)reps, sizeof *ms, cmp_float);
+    return (double)ms[reps / 2];
+}

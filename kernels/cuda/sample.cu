@@ -124,11 +124,11 @@ __device__ void row_stats(const float *z, int vocab, float inv_t, float *max_out
 
 /* greedy, or the untruncated inverse CDF; also writes the sort keys when truncating */
 __global__ void sample_rows_kernel(int32_t *tokens, float *logprobs, const float *logits,
-                                   int vocab, float temperature, int truncate, uint64_t seed,
+                                   const int *rows, int vocab, float temperature, int truncate, uint64_t seed,
                                    const uint64_t *stream, const uint64_t *position,
                                    double *keys, int *ids, double *row_total, float *row_max) {
     size_t r = blockIdx.x;
-    const float *z = logits + r * vocab;
+    const float *z = logits + (size_t)(rows ? rows[r] : (int)r) * vocab;
     float inv_t = temperature > 0.0f ? 1.0f / temperature : 1.0f, max;
     double total;
     int amax;
@@ -163,7 +163,8 @@ __global__ void sample_rows_kernel(int32_t *tokens, float *logprobs, const float
 
 /* after the sort: top-k, then top-p, then the inverse CDF over the kept tokens */
 __global__ void sample_sorted_kernel(int32_t *tokens, float *logprobs, const float *logits,
-                                     int vocab, float temperature, int top_k, float top_p,
+                                     const int *rows, int vocab, float temperature, int top_k,
+                                     float top_p,
                                      uint64_t seed, const uint64_t *stream,
                                      const uint64_t *position, const double *sorted_w,
                                      const int *sorted_id, const double *row_total,
@@ -189,7 +190,9 @@ __global__ void sample_sorted_kernel(int32_t *tokens, float *logprobs, const flo
         float inv_t = 1.0f / temperature;
         tokens[r] = token;
         logprobs[r] =
-            (float)((double)(logits[r * vocab + token] * inv_t - row_max[r]) - log(row_total[r]));
+            (float)((double)(logits[(size_t)(rows ? rows[r] : (int)r) * vocab + token] * inv_t -
+                             row_max[r]) -
+                    log(row_total[r]));
     }
 }
 
@@ -237,7 +240,8 @@ extern "C" size_t aha_cuda_sample_scratch_bytes(int n, int vocab) {
 }
 
 extern "C" int aha_cuda_sample(AhaCuda *cu, int32_t *tokens, float *logprobs, const float *logits,
-                               int n, int vocab, float temperature, int top_k, float top_p,
+                               const int *rows, int n, int vocab, float temperature, int top_k,
+                               float top_p,
                                uint64_t seed, const uint64_t *stream, const uint64_t *position,
                                void *scratch) {
     REQUIRE_ARG(n >= 0 && vocab > 0, "cuda sample: bad shape %d x %d", n, vocab);
@@ -249,7 +253,7 @@ extern "C" int aha_cuda_sample(AhaCuda *cu, int32_t *tokens, float *logprobs, co
     int truncate = temperature > 0.0f && ((top_k > 0 && top_k < vocab) || top_p < 1.0f);
     REQUIRE_ARG(!truncate || scratch != NULL, "cuda sample: top-k/top-p needs scratch");
     SampleScratch s = scratch_layout((char *)scratch, n, vocab);
-    sample_rows_kernel<<<n, THREADS, 0, cu->stream>>>(tokens, logprobs, logits, vocab, temperature,
+    sample_rows_kernel<<<n, THREADS, 0, cu->stream>>>(tokens, logprobs, logits, rows, vocab, temperature,
                                                       truncate, seed, stream, position, s.keys,
                                                       s.ids, s.row_total, s.row_max);
     LAUNCH_CHECK("sample_rows_kernel");
@@ -259,7 +263,7 @@ extern "C" int aha_cuda_sample(AhaCuda *cu, int32_t *tokens, float *logprobs, co
     CUDA_CHECK(cub::DeviceSegmentedSort::StableSortPairsDescending(
         s.temp, s.temp_bytes, s.keys, s.sorted_keys, s.ids, s.sorted_ids, n * vocab, n, s.offsets,
         s.offsets + 1, cu->stream));
-    sample_sorted_kernel<<<n, THREADS, 0, cu->stream>>>(tokens, logprobs, logits, vocab,
+    sample_sorted_kernel<<<n, THREADS, 0, cu->stream>>>(tokens, logprobs, logits, rows, vocab,
                                                         temperature, top_k, top_p, seed, stream,
                                                         position, s.sorted_keys, s.sorted_ids,
                                                         s.row_total, s.row_max);
