@@ -79,6 +79,8 @@ int aha_cuda_swiglu_backward(AhaCuda *cu, float *dgate, float *dup, const float 
                              const float *gate, const float *up, size_t n);
 /* x[n] += y[n] */
 int aha_cuda_residual_add(AhaCuda *cu, float *x, const float *y, size_t n);
+/* x[n] *= factor */
+int aha_cuda_scale(AhaCuda *cu, float *x, size_t n, float factor);
 /* x[n,H] = table[tokens[n], H] */
 int aha_cuda_embedding_forward(AhaCuda *cu, float *x, const float *table, const int *tokens,
                                int n, int H);
@@ -90,8 +92,8 @@ int aha_cuda_embedding_backward(AhaCuda *cu, float *dtable, const float *dx, con
 /* ---- Attention (flash-style: no probability matrix, one log-sum-exp per row) ---------- */
 /* Causal GQA over a packed batch: sequence s is rows [seq_start[s], seq_start[s+1]) with
  * seq_start on the device; q/out [T, heads*head_dim], k/v [T, kv_heads*head_dim];
- * lse[T, heads] keeps log sum exp of the scaled scores for backward. head_dim <= 256 and
- * a multiple of 32. */
+ * lse[T, heads] (NULL ok) keeps log sum exp of the scaled scores for backward.
+ * head_dim <= 256 and a multiple of 32. */
 int aha_cuda_attention_forward(AhaCuda *cu, float *out, float *lse, const float *q,
                                const float *k, const float *v, const int *seq_start,
                                int n_seqs, int T, int heads, int kv_heads, int head_dim);
@@ -151,6 +153,19 @@ int aha_cuda_moe_router_backward(AhaCuda *cu, float *dlogits, const float *dw,
  * (double, for the load-balancing loss and aha_model_expert_load) */
 int aha_cuda_moe_stats(AhaCuda *cu, double *counts, double *prob_sum, const int *expert_off,
                        const float *probs, int T, int E);
+/* The same statistics from the top-k table, in float as the CPU backend keeps them:
+ * count[E] += assignments per expert, prob_sum[E] += sum_t probs[t,e] in token order. */
+int aha_cuda_expert_stats(AhaCuda *cu, float *count, float *prob_sum, const int *topk_idx,
+                          const float *probs, int n, int E, int k);
+/* Shared expert gate: gate[t] = sigmoid(x[t] . wg), y[t] += gate[t] so[t] (x, so, y [n,dim]);
+ * backward: dso = gate dy and dlogit[t] = (dy . so) gate (1 - gate) (both overwrite), then
+ * dx[t] += dlogit[t] wg and dwg += sum_t dlogit[t] x[t] (each NULL ok). */
+int aha_cuda_shared_gate_forward(AhaCuda *cu, float *y, float *gate, const float *x,
+                                 const float *wg, const float *so, int n, int dim);
+int aha_cuda_shared_gate_backward(AhaCuda *cu, float *dso, float *dlogit, const float *dy,
+                                  const float *so, const float *gate, int n, int dim);
+int aha_cuda_shared_gate_input_backward(AhaCuda *cu, float *dx, float *dwg, const float *dlogit,
+                                        const float *x, const float *wg, int n, int dim);
 /* Grouped expert GEMM over the permuted rows: expert e owns rows
  * [expert_off[e], expert_off[e+1]) (device offsets, no host sync); weight [E, N, K].
  *   forward:  out[rows_e, N] = x[rows_e, K] @ W_e^T     (overwrites)

@@ -67,7 +67,7 @@ __global__ void attention_forward_kernel(float *out, float *lse, const float *q,
     float *o = out + (size_t)t * qd + (size_t)h * head_dim;
 #pragma unroll
     for (int d = 0; d < D; d++) o[lane + 32 * d] = acc[d] / l;
-    if (lane == 0) lse[item] = m + logf(l);
+    if (lse && lane == 0) lse[item] = m + logf(l);
 }
 
 /* dq for one (row, head); also keeps delta = dout . out for the dk/dv pass */

@@ -197,3 +197,31 @@ extern "C" int aha_cuda_moe_stats(AhaCuda *cu, double *counts, double *prob_sum,
     LAUNCH_CHECK("moe_stats_kernel");
     return 0;
 }
+
+/* count[e] += assignments to e (from topk_idx), prob_sum[e] += sum_t probs[t,e], float,
+ * one thread per expert in token order (the CPU backend's order) */
+__global__ void expert_stats_kernel(float *count, float *prob_sum, const int *topk_idx,
+                                    const float *probs, int n, int E, int k) {
+    int e = blockIdx.x * blockDim.x + threadIdx.x;
+    if (e >= E) return;
+    if (count) {
+        int c = 0;
+        for (size_t s = 0; s < (size_t)n * k; s++) c += topk_idx[s] == e;
+        count[e] += (float)c;
+    }
+    if (prob_sum) {
+        float s = prob_sum[e];
+        for (int t = 0; t < n; t++) s += probs[(size_t)t * E + e];
+        prob_sum[e] = s;
+    }
+}
+
+extern "C" int aha_cuda_expert_stats(AhaCuda *cu, float *count, float *prob_sum,
+                                     const int *topk_idx, const float *probs, int n, int E,
+                                     int k) {
+    if (E <= 0 || n <= 0) return 0;
+    expert_stats_kernel<<<(E + 127) / 128, 128, 0, cu->stream>>>(count, prob_sum, topk_idx, probs,
+                                                                 n, E, k);
+    LAUNCH_CHECK("expert_stats_kernel");
+    return 0;
+}

@@ -244,3 +244,97 @@ extern "C" int aha_cuda_embedding_backward(AhaCuda *cu, float *dtable, const flo
     CUDA_CHECK(cudaFreeAsync(scratch, cu->stream));
     return rc;
 }
+
+/* ---- scale and the shared expert's sigmoid gate --------------------------------------- */
+__global__ void scale_by_kernel(float *x, size_t n, float factor) {
+    GRID_STRIDE(i, n) x[i] *= factor;
+}
+
+extern "C" int aha_cuda_scale(AhaCuda *cu, float *x, size_t n, float factor) {
+    if (n == 0) return 0;
+    scale_by_kernel<<<aha_cuda_blocks(n, 256), 256, 0, cu->stream>>>(x, n, factor);
+    LAUNCH_CHECK("scale_by_kernel");
+    return 0;
+}
+
+/* gate[t] = sigmoid(x[t] . wg); y[t] += gate[t] so[t] */
+__global__ void shared_gate_forward_kernel(float *y, float *gate, const float *x, const float *wg,
+                                           const float *so, int dim) {
+    size_t t = blockIdx.x;
+    float z = 0.0f;
+    for (int i = threadIdx.x; i < dim; i += blockDim.x) z += x[t * dim + i] * wg[i];
+    z = aha_block_sum(z);
+    float g = aha_dm_sigmoid(z);
+    for (int i = threadIdx.x; i < dim; i += blockDim.x) y[t * dim + i] += g * so[t * dim + i];
+    if (threadIdx.x == 0) gate[t] = g;
+}
+
+/* dso[t] = gate dy (overwrites); dlogit[t] = (dy . so) gate (1 - gate) */
+__global__ void shared_gate_backward_kernel(float *dso, float *dlogit, const float *dy,
+                                            const float *so, const float *gate, int dim) {
+    size_t t = blockIdx.x;
+    float g = gate[t], dot = 0.0f;
+    for (int i = threadIdx.x; i < dim; i += blockDim.x) {
+        dot += dy[t * dim + i] * so[t * dim + i];
+        dso[t * dim + i] = g * dy[t * dim + i];
+    }
+    dot = aha_block_sum(dot);
+    if (threadIdx.x == 0) dlogit[t] = dot * g * (1.0f - g);
+}
+
+/* dx[t] += dlogit[t] wg */
+__global__ void shared_gate_dx_kernel(float *dx, const float *dlogit, const float *wg, int n,
+                                      int dim) {
+    GRID_STRIDE(idx, (size_t)n * dim) dx[idx] += dlogit[idx / dim] * wg[idx % dim];
+}
+
+/* dwg[i] += sum_t dlogit[t] x[t,i]: 32 columns per block, 8 row lanes in a fixed order */
+__global__ void shared_gate_dwg_kernel(float *dwg, const float *dlogit, const float *x, int n,
+                                       int dim) {
+    __shared__ float part[8][33];
+    int col = blockIdx.x * 32 + threadIdx.x;
+    float acc = 0.0f;
+    if (col < dim)
+        for (int t = threadIdx.y; t < n; t += 8) acc += dlogit[t] * x[(size_t)t * dim + col];
+    part[threadIdx.y][threadIdx.x] = acc;
+    __syncthreads();
+    if (threadIdx.y == 0 && col < dim) {
+        float s = 0.0f;
+        for (int y = 0; y < 8; y++) s += part[y][threadIdx.x];
+        dwg[col] += s;
+    }
+}
+
+extern "C" int aha_cuda_shared_gate_forward(AhaCuda *cu, float *y, float *gate, const float *x,
+                                            const float *wg, const float *so, int n, int dim) {
+    if (n <= 0) return 0;
+    shared_gate_forward_kernel<<<n, 256, 0, cu->stream>>>(y, gate, x, wg, so, dim);
+    LAUNCH_CHECK("shared_gate_forward_kernel");
+    return 0;
+}
+
+extern "C" int aha_cuda_shared_gate_backward(AhaCuda *cu, float *dso, float *dlogit,
+                                             const float *dy, const float *so, const float *gate,
+                                             int n, int dim) {
+    if (n <= 0) return 0;
+    shared_gate_backward_kernel<<<n, 256, 0, cu->stream>>>(dso, dlogit, dy, so, gate, dim);
+    LAUNCH_CHECK("shared_gate_backward_kernel");
+    return 0;
+}
+
+extern "C" int aha_cuda_shared_gate_input_backward(AhaCuda *cu, float *dx, float *dwg,
+                                                   const float *dlogit, const float *x,
+                                                   const float *wg, int n, int dim) {
+    if (n <= 0) return 0;
+    if (dx) {
+        shared_gate_dx_kernel<<<aha_cuda_blocks((size_t)n * dim, 256), 256, 0, cu->stream>>>(
+            dx, dlogit, wg, n, dim);
+        LAUNCH_CHECK("shared_gate_dx_kernel");
+    }
+    if (dwg) {
+        shared_gate_dwg_kernel<<<(dim + 31) / 32, dim3(32, 8), 0, cu->stream>>>(dwg, dlogit, x, n,
+                                                                                 dim);
+        LAUNCH_CHECK("shared_gate_dwg_kernel");
+    }
+    return 0;
+}

@@ -613,9 +613,69 @@ static void test_sample(void **state) {
     assert_int_equal(failures, 0);
 }
 
+static void test_shared_gate_stats_scale(void **state) {
+    (void)state;
+    NEED_DEVICE;
+    const int n = 45, dim = 96, E = 64, k = 8;
+    size_t nd = (size_t)n * dim;
+    float *x = rnd(nd, 1), *wg = rnd(dim, 0.3f), *so = rnd(nd, 1), *dy = rnd(nd, 1);
+    float *y = rnd(nd, 1), *gate = malloc(n * 4), *dso = malloc(nd * 4), *dl = malloc(n * 4);
+    float *dx = rnd(nd, 1), *dwg = rnd(dim, 1);
+    float *d_x = devf(x, nd), *d_wg = devf(wg, dim), *d_so = devf(so, nd), *d_dy = devf(dy, nd);
+    float *d_y = devf(y, nd), *d_gate = devf(NULL, n), *d_dso = devf(NULL, nd);
+    float *d_dl = devf(NULL, n), *d_dx = devf(dx, nd), *d_dwg = devf(dwg, dim);
+    for (int t = 0; t < n; t++) {
+        float z = 0, dot = 0;
+        for (int i = 0; i < dim; i++) z += x[(size_t)t * dim + i] * wg[i];
+        gate[t] = 1.0f / (1.0f + expf(-z));
+        for (int i = 0; i < dim; i++) {
+            y[(size_t)t * dim + i] += gate[t] * so[(size_t)t * dim + i];
+            dot += dy[(size_t)t * dim + i] * so[(size_t)t * dim + i];
+            dso[(size_t)t * dim + i] = gate[t] * dy[(size_t)t * dim + i];
+        }
+        dl[t] = dot * gate[t] * (1.0f - gate[t]);
+        for (int i = 0; i < dim; i++) {
+            dx[(size_t)t * dim + i] += dl[t] * wg[i];
+            dwg[i] += dl[t] * x[(size_t)t * dim + i];
+        }
+    }
+    OK(aha_cuda_shared_gate_forward(cu, d_y, d_gate, d_x, d_wg, d_so, n, dim));
+    compare("shared_gate_forward y", d_y, y, nd, TOL_PRODUCTS);
+    compare("shared_gate_forward gate", d_gate, gate, n, TOL_PRODUCTS);
+    OK(aha_cuda_shared_gate_backward(cu, d_dso, d_dl, d_dy, d_so, d_gate, n, dim));
+    compare("shared_gate_backward dso", d_dso, dso, nd, TOL_PRODUCTS);
+    compare("shared_gate_backward dlogit", d_dl, dl, n, TOL_PRODUCTS);
+    OK(aha_cuda_shared_gate_input_backward(cu, d_dx, d_dwg, d_dl, d_x, d_wg, n, dim));
+    compare("shared_gate_input_backward dx", d_dx, dx, nd, TOL_PRODUCTS);
+    compare("shared_gate_input_backward dwg", d_dwg, dwg, dim, TOL_PRODUCTS);
+    for (size_t i = 0; i < nd; i++) x[i] *= 0.37f;
+    OK(aha_cuda_scale(cu, d_x, nd, 0.37f));
+    compare("scale", d_x, x, nd, TOL_ELEMENTWISE);
+
+    float *probs = rnd((size_t)n * E, 1), *cnt = calloc(E, 4), *ps = calloc(E, 4);
+    int *idx = malloc((size_t)n * k * 4);
+    for (int t = 0; t < n; t++)
+        aha_dm_route_token(probs + (size_t)t * E, E, k, 1, idx + (size_t)t * k, dso);
+    for (int s = 0; s < n * k; s++) cnt[idx[s]] += 1;
+    for (int e = 0; e < E; e++)
+        for (int t = 0; t < n; t++) ps[e] += probs[(size_t)t * E + e];
+    float *d_p = devf(probs, (size_t)n * E), *d_cnt = devf(NULL, E), *d_ps = devf(NULL, E);
+    int *d_idx = dev(idx, (size_t)n * k * 4);
+    OK(aha_cuda_expert_stats(cu, d_cnt, d_ps, d_idx, d_p, n, E, k));
+    compare("expert_stats (float) count", d_cnt, cnt, E, 0.0);
+    compare("expert_stats (float) prob_sum", d_ps, ps, E, TOL_ELEMENTWISE);
+    void *all[] = {d_x, d_wg, d_so, d_dy, d_y, d_gate, d_dso, d_dl, d_dx, d_dwg, d_p, d_cnt, d_ps,
+                   d_idx};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++) aha_cuda_dealloc(cu, all[i]);
+    void *host[] = {x, wg, so, dy, y, gate, dso, dl, dx, dwg, probs, cnt, ps, idx};
+    for (size_t i = 0; i < sizeof host / sizeof *host; i++) free(host[i]);
+    assert_int_equal(failures, 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_context_without_device_fails_cleanly),
+        cmocka_unit_test(test_shared_gate_stats_scale),
         cmocka_unit_test(test_matmul),
         cmocka_unit_test(test_rmsnorm_rope_swiglu),
         cmocka_unit_test(test_embedding),
