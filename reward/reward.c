@@ -283,7 +283,7 @@ static void score_sample(AhaRewardSet *set, int first, int last, const AhaReward
     if (!row) {
         if (s->row_json) {
             json_error_t jerr;
-            parsed = json_loads(s->row_json, JSON_DECODE_ANY, &jerr);
+            parsed = json_loads(s->row_json, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
             if (!parsed)
                 snprintf(row_error, sizeof row_error, "row: bad JSON at column %d: %s",
                          jerr.column, jerr.text);

@@ -8,7 +8,7 @@ packages=(
   libyaml-dev libpcre2-dev libsqlite3-dev sqlite3 libjansson-dev
   libopenblas-dev libutf8proc-dev libseccomp-dev libcmocka-dev zlib1g-dev
   libopenmpi-dev openmpi-bin
-  python3
+  python3 gcc g++
   clang libclang-rt-14-dev libomp-14-dev
 )
 

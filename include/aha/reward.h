@@ -5,7 +5,7 @@
  * its time limit costs that sample its score and one error line, never the run.
  *
  * Built-ins: math (include/aha/math_answer.h), countdown (aha_countdown_check), format
- * (PCRE2), code (Python in a sandbox, below), length and overlong (length shaping), and
+ * (PCRE2), code (Python, C or C++ in a sandbox, below), length and overlong (length shaping), and
  * plug-ins: a C shared object (include/aha/reward_plugin.h) or any program speaking JSON
  * lines. docs/rewards.md. */
 #ifndef AHA_REWARD_H
@@ -37,8 +37,10 @@ typedef struct {
     int match_search;    /* 0: the whole completion must match; 1: a match anywhere */
     /* code */
     AhaCodeMode code_mode;
-    int memory_mb;       /* address-space limit of the Python program (256) */
+    int memory_mb;       /* address-space limit of the program (256) */
     const char *python;  /* interpreter; NULL = "/usr/bin/python3" */
+    double compile_timeout_s; /* C/C++: wall-clock and CPU limit of the compiler; 0 = 30 */
+    int compile_memory_mb;    /* C/C++: address-space limit of the compiler; 0 = 1024 */
     /* length: score = -penalty * max(0, completion_tokens - target_len) */
     int target_len;
     double penalty;
@@ -63,10 +65,14 @@ int aha_reward_code_mode_parse(const char *text, AhaCodeMode *mode);
 int aha_reward_match_parse(const char *text, int *match_search);
 
 /* One sample to score. The row is the data-set row with all its fields: give either `row`
- * (read, never modified, so it may be shared between threads) or `row_json` (its text). */
+ * (read, never modified, so it may be shared between threads) or `row_json` (its text).
+ * Texts may hold NUL bytes (JSON's \u0000): give their lengths; a length of 0 means "up to
+ * the first NUL" (strlen), so zero-initialized samples of C strings need nothing more. */
 typedef struct {
     const char *prompt;            /* may be NULL */
     const char *completion;
+    size_t prompt_len;             /* bytes of prompt; 0 = strlen(prompt) */
+    size_t completion_len;         /* bytes of completion; 0 = strlen(completion) */
     const struct json_t *row;      /* a JSON object, or NULL */
     const char *row_json;          /* used when row is NULL; NULL = an empty row */
     int completion_tokens;         /* for length/overlong; < 0 = unknown (then no score) */
@@ -121,8 +127,23 @@ double aha_reward_overlong(int n_tokens, int max_len, int cache_len);
 double aha_reward_length_penalty(int n_tokens, int target_len, double penalty);
 
 /* ---- code ---- */
-/* The last fenced code block (```python, ```py, ``` or ```python3) of a completion, as a
- * malloc'ed string; NULL with no error recorded when there is none (check *found). */
+typedef enum { AHA_CODE_ANY, AHA_CODE_PYTHON, AHA_CODE_C, AHA_CODE_CPP } AhaCodeLanguage;
+
+/* "python" | "py" | "python3" | "c" | "cpp" | "c++" | "cxx" | "cc" (any case); -1 with a
+ * message otherwise. */
+int aha_code_language_parse(const char *text, AhaCodeLanguage *language);
+const char *aha_code_language_name(AhaCodeLanguage language);
+
+/* The program of a completion [len bytes]: the last fenced block tagged with the language
+ * `want` (python/py/python3, c, cpp/c++/cxx/cc: the info string's first word); only when no
+ * block is so tagged, the last untagged block. AHA_CODE_ANY: the last block tagged with any
+ * of them, else the last untagged block as Python. Blocks in other languages never count; a
+ * block cut off before its closing fence runs to the end. Returns the code (malloc'ed,
+ * NUL-terminated, *code_len bytes, may hold NULs) and its language in *got (both may be
+ * NULL); NULL with no error recorded when there is none (check *found). */
+char *aha_code_extract_program(const char *completion, size_t len, AhaCodeLanguage want,
+                               AhaCodeLanguage *got, size_t *code_len, int *found);
+/* The same for Python, of a NUL-terminated completion. */
 char *aha_code_extract(const char *completion, int *found);
 
 /* ---- the sandbox (reward/sandbox.c) ----
