@@ -23,9 +23,11 @@ static const char usage[] =
     "for countdown, \"tests\" for code, \"completion_tokens\" for length/overlong; \"prompt\" is\n"
     "passed on to plug-ins). Each output line, in the same order, is the input object plus\n"
     "\"reward\" (a number, or null for no score) and \"reason\". With --recipe the reward is\n"
-    "the weighted total of the recipe's rewards and \"components\" holds each one. A reward\n"
-    "that fails on a line gives that line null and prints an error line; a line that is not a\n"
-    "JSON object with a \"completion\" string stops the command before anything is written.\n\n"
+    "the weighted total of the recipe's rewards and \"components\" holds each one. Strings may\n"
+    "hold NUL (\\u0000). A reward that fails on a line gives that line null and prints an error\n"
+    "line; a line that is not a JSON object with a \"completion\" string is named (FILE:LINE and\n"
+    "why) and left out of the output, and the other lines are scored. The exit status is 1 when\n"
+    "a line was bad or a reward failed, 0 when every line was scored or had no score.\n\n"
     "NAME: a plug-in: a path ending in .so (a C plug-in, include/aha/reward_plugin.h), or a\n"
     "command that answers JSON lines (run with /bin/sh -c), e.g.\n"
     "  --reward ./repetition.so   --reward 'python3 examples/reward_plugins/keyword_reward.py'\n\n"
@@ -54,27 +56,37 @@ static void rows_free(Rows *r) {
     free(r->line_numbers);
 }
 
-static int read_rows(const char *path, Rows *out) {
+/* Reads the input lines; a line that is not a JSON object with a "completion" string is
+ * named on stderr (FILE:LINE and why), counted in *bad and left out. Strings may hold NUL
+ * (\u0000). -1 only when the file cannot be read. */
+static int read_rows(const char *path, Rows *out, int *bad) {
     FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
     AHA_CHECK_SYS(f, "--in %s", path);
     char *line = NULL;
     size_t line_cap = 0;
     ssize_t len;
     int line_no = 0, rc = 0;
+    *bad = 0;
     while ((len = getline(&line, &line_cap, f)) >= 0) {
         line_no++;
         while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = '\0';
-        if (len == 0) continue;
+        size_t start = 0;
+        while (start < (size_t)len && (line[start] == ' ' || line[start] == '\t')) start++;
+        if (start == (size_t)len) continue;
         json_error_t jerr;
-        json_t *obj = json_loadb(line, (size_t)len, 0, &jerr);
+        json_t *obj = json_loadb(line, (size_t)len, JSON_ALLOW_NUL, &jerr);
         if (!obj) {
-            rc = aha_errorf("%s:%d:%d: bad JSON: %s", path, line_no, jerr.column, jerr.text);
-            break;
+            fprintf(stderr, "aha reward score: %s:%d:%d: bad JSON: %s; line skipped\n", path, line_no,
+                    jerr.column, jerr.text);
+            (*bad)++;
+            continue;
         }
         if (!json_is_object(obj) || !json_is_string(json_object_get(obj, "completion"))) {
             json_decref(obj);
-            rc = aha_errorf("%s:%d: expected a JSON object with a \"completion\" string", path, line_no);
-            break;
+            fprintf(stderr, "aha reward score: %s:%d: expected a JSON object with a \"completion\" string; "
+                    "line skipped\n", path, line_no);
+            (*bad)++;
+            continue;
         }
         if (out->n == out->cap) {
             int cap = out->cap ? 2 * out->cap : 256;
@@ -273,7 +285,8 @@ static int reward_score(int argc, char **argv) {
     if (!set) return cli_fail("reward score");
 
     Rows rows = {0};
-    int rc = read_rows(in, &rows);
+    int bad_lines = 0, failed = 0;
+    int rc = read_rows(in, &rows, &bad_lines);
     AhaRewardSample *samples = NULL;
     AhaRewardValue *values = NULL;
     double *total = NULL;
@@ -290,7 +303,9 @@ static int reward_score(int argc, char **argv) {
             json_t *tokens = json_object_get(row, "completion_tokens");
             samples[i] = (AhaRewardSample){
                 .prompt = json_string_value(json_object_get(row, "prompt")),
+                .prompt_len = json_string_length(json_object_get(row, "prompt")),
                 .completion = json_string_value(json_object_get(row, "completion")),
+                .completion_len = json_string_length(json_object_get(row, "completion")),
                 .row = row,
                 .completion_tokens = json_is_integer(tokens) ? (int)json_integer_value(tokens) : -1};
         }
@@ -298,21 +313,24 @@ static int reward_score(int argc, char **argv) {
     }
     if (rc == 0) rc = write_output(out, &rows, set, values, total);
     if (rc == 0) {
-        int scored = 0, failed = 0;
+        int scored = 0;
         double sum = 0;
         for (int i = 0; i < rows.n; i++) {
             if (!isnan(total[i])) scored++, sum += total[i];
             for (int k = 0; k < count; k++) failed += values[(size_t)i * count + k].status == AHA_REWARD_FAILED;
         }
-        fprintf(stderr, "aha reward: %d lines, %d scored (mean %.4g), %d without a score, %d failed\n",
+        fprintf(stderr, "aha reward: %d lines, %d scored (mean %.4g), %d without a score, %d failed",
                 rows.n, scored, scored ? sum / scored : 0.0, rows.n - scored, failed);
+        if (bad_lines) fprintf(stderr, "; %d bad line%s skipped (named above)", bad_lines, bad_lines == 1 ? "" : "s");
+        fputc('\n', stderr);
     }
     free(samples);
     free(values);
     free(total);
     rows_free(&rows);
     aha_reward_set_free(set);
-    return rc == 0 ? 0 : cli_fail("reward score");
+    if (rc != 0) return cli_fail("reward score");
+    return bad_lines || failed ? 1 : 0;
 }
 
 int cmd_reward(int argc, char **argv) {

@@ -100,7 +100,7 @@ static int load_lines(AhaDataset *ds, FILE *file, const char *path, const AhaDat
             start++;
         if (start == (size_t)n) continue; /* blank line */
         json_error_t err;
-        json_t *obj = json_loadb(line, (size_t)n, JSON_DECODE_ANY, &err);
+        json_t *obj = json_loadb(line, (size_t)n, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
         if (!obj) {
             rc = aha_errorf("%s:%lld: not JSON: %s (column %d)", path, (long long)number, err.text, err.column);
             break;

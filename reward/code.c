@@ -730,7 +730,7 @@ int code_reward_score(CodeReward *cr, const RewardCall *call, AhaRewardValue *va
     size_t code_len = 0;
     AhaCodeLanguage got = AHA_CODE_PYTHON;
     const AhaRewardSample *s = call->sample;
-    size_t completion_len = s->completion_len ? s->completion_len : strlen(s->completion);
+    size_t completion_len = reward_completion_len(s);
     char *code = aha_code_extract_program(s->completion, completion_len, want, &got, &code_len, &found);
     if (!code) {
         json_decref(parsed);

@@ -48,19 +48,22 @@ int countdown_reward_score(const RewardCall *call, AhaRewardValue *value) {
         return 0;
     }
     const char *begin, *end;
-    if (!math_extract_range(call->sample->completion, AHA_MATH_EXTRACT_ANSWER_TAG, &begin, &end)) {
+    if (!math_extract_range(call->sample->completion, reward_completion_len(call->sample), AHA_MATH_EXTRACT_ANSWER_TAG,
+                            &begin, &end)) {
         reward_value_set(value, AHA_REWARD_SCORED, 0, "no <answer> found");
         return 0;
     }
-    while (begin < end && strchr(" \t\r\n", *begin)) begin++;
-    while (end > begin && strchr(" \t\r\n", end[-1])) end--;
+    /* NUL and other control bytes are white space here: they neither end nor hide the equation */
+    while (begin < end && ((unsigned char)*begin <= ' ' || *begin == 0x7f)) begin++;
+    while (end > begin && ((unsigned char)end[-1] <= ' ' || end[-1] == 0x7f)) end--;
     if (end - begin >= COUNTDOWN_MAX_EQUATION) {
         reward_value_set(value, AHA_REWARD_SCORED, 0, "the answer is longer than %d bytes",
                          COUNTDOWN_MAX_EQUATION - 1);
         return 0;
     }
     char equation[COUNTDOWN_MAX_EQUATION];
-    memcpy(equation, begin, (size_t)(end - begin));
+    for (ptrdiff_t i = 0; i < end - begin; i++)
+        equation[i] = (unsigned char)begin[i] < ' ' || begin[i] == 0x7f ? ' ' : begin[i];
     equation[end - begin] = '\0';
     aha_error_clear();
     if (aha_countdown_check(equation, nums, n, target) == 1)

@@ -53,7 +53,7 @@ int format_reward_score(FormatReward *fr, const RewardCall *call, AhaRewardValue
     const char *text = call->sample->completion;
     pcre2_match_data *md = pcre2_match_data_create_from_pattern(fr->code, NULL);
     AHA_CHECK_ALLOC(md);
-    size_t len = strlen(text);
+    size_t len = reward_completion_len(call->sample);
     int rc = pcre2_match(fr->code, (PCRE2_SPTR)text, len, 0, 0, md,
                          fr->match_context);
     /* The JIT's default 32 KiB stack can run out on deep patterns: the interpreter then. */

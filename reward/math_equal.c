@@ -360,7 +360,12 @@ static int braces_balanced(const char *s, size_t n) {
 
 /* Parses one side: 0, or -1 on out of memory. */
 static int load(MathCtx *ctx, const char *s, size_t n, int role) {
-    char *raw = math_strndup_trimmed(s, s + n);
+    /* NUL and other control bytes read as spaces: they neither end nor hide an answer */
+    char *spaced = aha_malloc(n + 1);
+    if (!spaced) return -1;
+    for (size_t i = 0; i < n; i++) spaced[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? ' ' : s[i];
+    char *raw = math_strndup_trimmed(spaced, spaced + n);
+    free(spaced);
     if (!raw) return -1;
     ctx->text = math_normalize(raw);
     free(raw);
@@ -437,6 +442,12 @@ int aha_math_equal(const char *answer, const char *gold_answer) {
 
 int aha_math_score(const char *completion, const char *gold, AhaMathExtract mode, double *score, char *reason,
                    size_t reason_cap) {
+    return aha_math_score_n(completion, completion ? strlen(completion) : 0, gold, gold ? strlen(gold) : 0, mode,
+                            score, reason, reason_cap);
+}
+
+int aha_math_score_n(const char *completion, size_t completion_len, const char *gold, size_t gold_len,
+                     AhaMathExtract mode, double *score, char *reason, size_t reason_cap) {
     if (score) *score = 0.0;
     if (reason && reason_cap) reason[0] = '\0';
     if (!completion || !gold || !score)
@@ -444,13 +455,13 @@ int aha_math_score(const char *completion, const char *gold, AhaMathExtract mode
     if (mode != AHA_MATH_EXTRACT_AUTO && mode != AHA_MATH_EXTRACT_BOXED && mode != AHA_MATH_EXTRACT_ANSWER_TAG)
         return aha_errorf("aha_math_score: unknown extraction mode %d", (int)mode);
     const char *gold_begin, *gold_end;
-    math_gold_range(gold, &gold_begin, &gold_end);
+    math_gold_range(gold, gold_len, &gold_begin, &gold_end);
     if (gold_begin == gold_end) {
         if (reason && reason_cap) snprintf(reason, reason_cap, "gold answer is empty");
         return 1;
     }
     const char *begin, *end;
-    if (!math_extract_range(completion, mode, &begin, &end)) {
+    if (!math_extract_range(completion, completion_len, mode, &begin, &end)) {
         if (reason && reason_cap)
             snprintf(reason, reason_cap, "%s",
                      mode == AHA_MATH_EXTRACT_BOXED       ? "no \\boxed{} found"

@@ -96,8 +96,8 @@ static int last_answer_tag(const char *begin, const char *end, const char **at, 
     return 1;
 }
 
-int math_extract_range(const char *text, AhaMathExtract mode, const char **begin, const char **end) {
-    const char *text_end = text + strlen(text);
+int math_extract_range(const char *text, size_t len, AhaMathExtract mode, const char **begin, const char **end) {
+    const char *text_end = text + len;
     const char *box_at = NULL, *box_begin = NULL, *box_end = NULL;
     const char *tag_at = NULL, *tag_begin = NULL, *tag_end = NULL;
     int have_box = mode != AHA_MATH_EXTRACT_ANSWER_TAG && last_boxed(text, text_end, &box_at, &box_begin, &box_end);
@@ -127,12 +127,12 @@ int math_extract_range(const char *text, AhaMathExtract mode, const char **begin
 char *aha_math_extract(const char *completion, AhaMathExtract mode) {
     if (!completion) return NULL;
     const char *begin, *end;
-    if (!math_extract_range(completion, mode, &begin, &end)) return NULL;
+    if (!math_extract_range(completion, strlen(completion), mode, &begin, &end)) return NULL;
     return math_strndup_trimmed(begin, end);
 }
 
-void math_gold_range(const char *gold, const char **begin, const char **end) {
-    const char *text_end = gold + strlen(gold);
+void math_gold_range(const char *gold, size_t len, const char **begin, const char **end) {
+    const char *text_end = gold + len;
     const char *hashes = NULL;
     for (const char *p = gold; p + 4 <= text_end; p++)
         if (memcmp(p, "####", 4) == 0) hashes = p;
@@ -153,7 +153,7 @@ void math_gold_range(const char *gold, const char **begin, const char **end) {
 char *aha_math_gold(const char *gold) {
     if (!gold) return NULL;
     const char *begin, *end;
-    math_gold_range(gold, &begin, &end);
+    math_gold_range(gold, strlen(gold), &begin, &end);
     if (begin == end) return NULL;
     return math_strndup_trimmed(begin, end);
 }

@@ -94,9 +94,9 @@ typedef struct {
 
 /* math_extract.c */
 char *math_strndup_trimmed(const char *begin, const char *end);
-int math_extract_range(const char *text, AhaMathExtract mode, const char **begin, const char **end);
+int math_extract_range(const char *text, size_t len, AhaMathExtract mode, const char **begin, const char **end);
 /* The answer inside a gold field, trimmed (never fails; may be empty). */
-void math_gold_range(const char *gold, const char **begin, const char **end);
+void math_gold_range(const char *gold, size_t len, const char **begin, const char **end);
 
 /* math_lex.c: returns a malloc'd normalized string, or NULL (message recorded). */
 char *math_normalize(const char *answer);

@@ -36,13 +36,15 @@ static int plugin_host(void *arg, int fd) {
     char *line = NULL;
     size_t cap = 0;
     while (getline(&line, &cap, in) > 0) {
-        json_t *req = json_loads(line, 0, NULL);
+        json_t *req = json_loads(line, JSON_ALLOW_NUL, NULL);
         json_t *tokens = json_object_get(req, "completion_tokens");
         char *row = json_dumps(json_object_get(req, "row"), JSON_COMPACT);
         AhaPluginSample s = {.prompt = json_string_value(json_object_get(req, "prompt")),
                              .completion = json_string_value(json_object_get(req, "completion")),
                              .row_json = row,
-                             .completion_tokens = json_is_integer(tokens) ? (int)json_integer_value(tokens) : -1};
+                             .completion_tokens = json_is_integer(tokens) ? (int)json_integer_value(tokens) : -1,
+                             .prompt_len = json_string_length(json_object_get(req, "prompt")),
+                             .completion_len = json_string_length(json_object_get(req, "completion"))};
         char reason[AHA_REWARD_REASON_MAX] = "";
         double score = 0.0;
         json_t *reply;

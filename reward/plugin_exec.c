@@ -292,7 +292,7 @@ ExecReward *plugin_exec_create_host(const char *label, PluginHostFn host, void *
 
 int plugin_exec_parse_reply(const char *label, const char *reply, AhaRewardValue *value) {
     json_error_t jerr;
-    json_t *obj = json_loads(reply, 0, &jerr);
+    json_t *obj = json_loads(reply, JSON_ALLOW_NUL, &jerr);
     if (!json_is_object(obj)) {
         json_decref(obj);
         return aha_errorf("%s: bad JSON reply '%.60s': %s", label, reply,

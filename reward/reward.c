@@ -380,10 +380,10 @@ int aha_reward_set_score_one(AhaRewardSet *set, int index, const AhaRewardSample
 
 /* A JSON string of text, with any invalid UTF-8 byte replaced by U+FFFD (jansson would
  * refuse the whole string). */
-static json_t *json_text(const char *text) {
-    json_t *j = json_string(text);
+static json_t *json_text(const char *text, size_t n) {
+    json_t *j = json_stringn(text, n);
     if (j) return j;
-    size_t n = strlen(text), o = 0;
+    size_t o = 0;
     char *clean = malloc(3 * n + 1);
     if (!clean) return NULL;
     for (size_t i = 0; i < n;) {
@@ -400,7 +400,7 @@ static json_t *json_text(const char *text) {
         }
     }
     clean[o] = '\0';
-    j = json_string(clean);
+    j = json_stringn(clean, o);
     free(clean);
     return j;
 }
@@ -409,8 +409,8 @@ char *reward_request_json(const RewardCall *call) {
     const AhaRewardSample *s = call->sample;
     json_t *req = json_object();
     int bad = !req ||
-              json_object_set_new(req, "prompt", json_text(s->prompt ? s->prompt : "")) ||
-              json_object_set_new(req, "completion", json_text(s->completion)) ||
+              json_object_set_new(req, "prompt", json_text(s->prompt ? s->prompt : "", reward_prompt_len(s))) ||
+              json_object_set_new(req, "completion", json_text(s->completion, reward_completion_len(s))) ||
               json_object_set(req, "row", (json_t *)call->row) ||
               json_object_set_new(req, "completion_tokens",
                                   json_integer(s->completion_tokens < 0 ? -1 : s->completion_tokens));

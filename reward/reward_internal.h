@@ -3,6 +3,7 @@
 #define AHA_REWARD_INTERNAL_H
 
 #include <jansson.h>
+#include <string.h>
 
 #include "aha/error.h"
 #include "aha/reward.h"
@@ -55,6 +56,14 @@ ExecReward *plugin_exec_create_host(const char *label, PluginHostFn host, void *
 /* The JSON request both plug-in kinds receive: {"prompt", "completion", "row",
  * "completion_tokens"}. Returns a malloc'ed compact one-line string, or NULL. */
 char *reward_request_json(const RewardCall *call);
+
+/* The sample's texts' lengths (a length of 0 means strlen). */
+static inline size_t reward_completion_len(const AhaRewardSample *s) {
+    return s->completion_len ? s->completion_len : strlen(s->completion);
+}
+static inline size_t reward_prompt_len(const AhaRewardSample *s) {
+    return !s->prompt ? 0 : s->prompt_len ? s->prompt_len : strlen(s->prompt);
+}
 
 /* Monotonic seconds. */
 double reward_now(void);

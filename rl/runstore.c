@@ -419,7 +419,8 @@ int aha_runstore_add_rollout(AhaRunStore *s, const AhaRolloutRecord *r) {
     BIND(sqlite3_bind_int(st, 2, r->prompt_index));
     BIND(sqlite3_bind_int(st, 3, r->sample_index));
     BIND(sqlite3_bind_int64(st, 4, r->prompt_id));
-    BIND(bind_text(st, 5, r->completion));
+    BIND(sqlite3_bind_text(st, 5, r->completion,
+                           (int)(r->completion_len ? r->completion_len : strlen(r->completion)), SQLITE_TRANSIENT));
     BIND(sqlite3_bind_int(st, 6, r->n_tokens));
     BIND(bind_real(st, 7, r->reward));
     BIND(bind_real(st, 8, r->advantage));

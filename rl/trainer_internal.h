@@ -56,6 +56,7 @@ typedef struct {
     int slot;                 /* position among the step's sampled prompts (all rounds) */
     AhaRolloutGroup *group;   /* G completions */
     char **text;              /* [G] decoded completions */
+    size_t *text_len;         /* [G] their lengths in bytes (a NUL may be among them) */
     double *scores;           /* [G * n_comp] NaN = no score */
     AhaRewardValue *values;   /* [G * n_comp] */
     double *total;            /* [G] */

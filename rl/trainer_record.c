@@ -32,7 +32,7 @@ void step_metrics_fill(const RecordContext *c, const StepBatch *b, const UpdateS
                 scored++;
             }
             if (c->accuracy_comp >= 0 && g->scores[s * K + c->accuracy_comp] >= 1.0) acc++;
-            if (strstr(g->text[s], think_tag)) think++;
+            if (memmem(g->text[s], g->text_len[s], think_tag, strlen(think_tag))) think++;
             len += cp->n_tokens;
             len_min = cp->n_tokens < len_min ? cp->n_tokens : len_min;
             len_max = cp->n_tokens > len_max ? cp->n_tokens : len_max;
@@ -111,7 +111,7 @@ static int add_rollouts(const RecordContext *c, const StepBatch *b) {
             for (int k = 0; k < K; k++) reasons[k] = g->values[s * K + k].reason;
             AhaRolloutRecord rec = {.prompt_index = g->slot, .sample_index = s, .prompt_id = g->row,
                                     .prompt = c->prompts->text[g->row], .gold = ex->answer,
-                                    .completion = g->text[s], .n_tokens = cp->n_tokens,
+                                    .completion = g->text[s], .completion_len = g->text_len[s], .n_tokens = cp->n_tokens,
                                     .reward = g->total[s], .advantage = g->adv[s],
                                     .stop_reason = aha_stop_reason_name(cp->stop),
                                     .mean_logprob = cp->n_tokens > 0 ? lp / cp->n_tokens : NAN,

@@ -39,6 +39,7 @@ static void group_free(StepGroup *g, int G) {
     if (g->logp_ref)
         for (int s = 0; s < G; s++) free(g->logp_ref[s]);
     free(g->text);
+    free(g->text_len);
     free(g->logp_ref);
     free(g->scores);
     free(g->values);
@@ -77,25 +78,27 @@ static int score_group(void *arg, AhaRolloutGroup *group) {
     g->group = group;
     int G = group->n_samples, K = c->n_comp;
     g->text = aha_calloc((size_t)G, sizeof *g->text);
+    g->text_len = aha_calloc((size_t)G, sizeof *g->text_len);
     g->scores = aha_malloc((size_t)G * (size_t)K * sizeof *g->scores);
     g->values = aha_calloc((size_t)G * (size_t)K, sizeof *g->values);
     g->total = aha_malloc((size_t)G * sizeof *g->total);
     g->adv = aha_calloc((size_t)G, sizeof *g->adv);
     AhaRewardSample *samples = aha_calloc((size_t)G, sizeof *samples);
-    if (!g->text || !g->scores || !g->values || !g->total || !g->adv || !samples) {
+    if (!g->text || !g->text_len || !g->scores || !g->values || !g->total || !g->adv || !samples) {
         free(samples);
         return -1;
     }
     const AhaExample *ex = aha_dataset_get(c->prompts->ds, (size_t)g->row);
     for (int s = 0; s < G; s++) {
         const AhaCompletion *cp = &group->samples[s];
-        g->text[s] = aha_tokenizer_decode(c->tok, cp->tokens, (size_t)cp->n_tokens, 1, NULL);
+        g->text[s] = aha_tokenizer_decode(c->tok, cp->tokens, (size_t)cp->n_tokens, 1, &g->text_len[s]);
         if (!g->text[s]) {
             free(samples);
             return aha_error_prefix("decoding a completion");
         }
         samples[s] = (AhaRewardSample){.prompt = c->prompts->text[g->row],
                                        .completion = g->text[s],
+                                       .completion_len = g->text_len[s],
                                        .row_json = ex->json,
                                        .completion_tokens = cp->n_tokens};
     }

@@ -36,6 +36,12 @@ typedef enum {
 int aha_math_score(const char *completion, const char *gold, AhaMathExtract mode,
                    double *score, char *reason, size_t reason_cap);
 
+/* The same for texts given with their lengths, which may hold NUL bytes: NUL and the other
+ * control bytes (below 0x20, DEL) read as white space inside an answer, so they never hide
+ * one (`\boxed{5}` after a NUL is found; `5\0` is 5). */
+int aha_math_score_n(const char *completion, size_t completion_len, const char *gold, size_t gold_len,
+                     AhaMathExtract mode, double *score, char *reason, size_t reason_cap);
+
 /* The final answer of a completion (malloc'd, the caller frees), or NULL when there is
  * none; NULL with a recorded message only when memory runs out (aha_error_message() is
  * then non-empty; clear it with aha_error_clear() before calling to tell the two apart). */

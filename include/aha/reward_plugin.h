@@ -36,6 +36,10 @@ typedef struct {
     const char *completion; /* the completion text */
     const char *row_json;   /* the data-set row, all fields, as compact JSON object text */
     int completion_tokens;  /* the completion's token count; -1 when unknown */
+    /* The texts' lengths in bytes: a text may hold NULs (JSON's \u0000), so read it by its
+     * length. Added at the end, so plug-ins built against the older header still work. */
+    size_t prompt_len;
+    size_t completion_len;
 } AhaPluginSample;
 
 typedef int (*AhaRewardPluginAbiVersionFn)(void);

@@ -56,6 +56,7 @@ typedef struct {
     const char *prompt;  /* templated prompt text (stored once per prompt_id) */
     const char *gold;    /* reference answer, or NULL */
     const char *completion;
+    size_t completion_len; /* bytes of completion (it may hold NULs); 0 = strlen */
     int n_tokens;
     double reward;       /* weighted total; NaN = unscored */
     double advantage;

@@ -250,6 +250,66 @@ static void test_math_reward_reads_the_row(void **state) {
     aha_reward_set_free(set);
 }
 
+/* Texts that hold NUL (JSON's \u0000), given with their lengths, reach every reward whole. */
+static AhaRewardValue score_n(AhaRewardType type, const char *pattern, const char *completion, size_t len,
+                              const char *row) {
+    AhaRewardConfig c;
+    aha_reward_config_default(&c, type);
+    c.pattern = pattern;
+    c.timeout_s = 60; /* the plug-in program: Python under ASan on a loaded machine */
+    if (type == AHA_REWARD_PLUGIN)
+        c.command = "python3 -c 'import sys, json\nfor l in sys.stdin:\n r = json.loads(l)\n"
+                    " print(json.dumps({\"score\": len(r[\"completion\"]) + len(r[\"prompt\"]) / 100,"
+                    " \"reason\": \"seen\\u0000\"}), flush=True)'";
+    AhaRewardSet *set = aha_reward_set_create(&c, 1, 1);
+    if (!set) fail_msg("create: %s", aha_error_message());
+    aha_reward_set_error_log(set, NULL);
+    static const char prompt[] = "a\0b";
+    AhaRewardSample s = {.prompt = prompt, .prompt_len = 3, .completion = completion, .completion_len = len,
+                         .row_json = row, .completion_tokens = -1};
+    AhaRewardValue v;
+    assert_int_equal(aha_reward_set_score_one(set, 0, &s, &v), 0);
+    aha_reward_set_free(set);
+    return v;
+}
+
+#define TEXT(s) s, sizeof s - 1
+
+static void test_texts_with_nul(void **state) {
+    (void)state;
+    /* math: a NUL before the box, inside it or around the gold hides nothing */
+    AhaRewardValue v = score_n(AHA_REWARD_MATH, NULL, TEXT("think\0more \\boxed{5}"), "{\"answer\": \"5\"}");
+    assert_int_equal(v.status, AHA_REWARD_SCORED);
+    if (v.score != 1.0) fail_msg("%s", v.reason);
+    assert_true(score_n(AHA_REWARD_MATH, NULL, TEXT("\\boxed{\0" "5\0}"), "{\"answer\": \"5\"}").score == 1.0);
+    assert_true(score_n(AHA_REWARD_MATH, NULL, TEXT("\\boxed{5}\0\x01\x7f"), "{\"answer\": \"\\u00005\\u0000\"}").score == 1.0);
+    assert_true(score_n(AHA_REWARD_MATH, NULL, TEXT("<answer>\0" "5</answer>"), "{\"answer\": 5}").score == 1.0);
+    /* near misses stay wrong: another number, digits a NUL splits */
+    assert_true(score_n(AHA_REWARD_MATH, NULL, TEXT("a\0\\boxed{6}"), "{\"answer\": \"5\"}").score == 0.0);
+    assert_true(score_n(AHA_REWARD_MATH, NULL, TEXT("\\boxed{1\0" "5}"), "{\"answer\": \"15\"}").score == 0.0);
+    assert_true(score_n(AHA_REWARD_MATH, NULL, TEXT("\\boxed{5}\0\\boxed{6}"), "{\"answer\": \"5\"}").score == 0.0);
+    /* without a length the text ends at its first NUL (a C string) */
+    assert_true(score_n(AHA_REWARD_MATH, NULL, "think\0more \\boxed{5}", 0, "{\"answer\": \"5\"}").score == 0.0);
+    /* format: PCRE2 gets the length; DOTALL spans a NUL, and a NUL after the answer is not the end */
+    assert_true(score_n(AHA_REWARD_FORMAT, NULL, TEXT("<think>a\0b</think><answer>1</answer>"), "{}").score == 1.0);
+    assert_true(score_n(AHA_REWARD_FORMAT, NULL, TEXT("<think>a</think><answer>1</answer>\0junk"), "{}").score == 0.0);
+    assert_true(score_n(AHA_REWARD_FORMAT, "\\x00", TEXT("ab\0"), "{}").score == 0.0);
+    v = score_n(AHA_REWARD_FORMAT, "ab\\x{0}", TEXT("ab\0"), "{}");
+    assert_true(v.score == 1.0);
+    /* countdown: the equation after a NUL */
+    assert_true(score_n(AHA_REWARD_COUNTDOWN, NULL, TEXT("x\0<answer>\0(1+2)*3</answer>"),
+                        "{\"nums\": [1, 2, 3], \"target\": 9}").score == 1.0);
+    /* a row holding \u0000 is a row like any other */
+    v = score_n(AHA_REWARD_MATH, NULL, TEXT("\\boxed{7}"), "{\"answer\": \"7\", \"note\": \"a\\u0000b\"}");
+    assert_int_equal(v.status, AHA_REWARD_SCORED);
+    assert_true(v.score == 1.0);
+    /* a plug-in program receives the texts whole and may answer with \u0000 in its reason */
+    v = score_n(AHA_REWARD_PLUGIN, NULL, TEXT("x\0yz"), "{\"k\": \"\\u0000\"}");
+    if (v.status != AHA_REWARD_SCORED) fail_msg("plug-in: %s", v.reason);
+    assert_true(fabs(v.score - 4.03) < 1e-12);
+    assert_string_equal(v.reason, "seen");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_format_default_r1),
@@ -261,6 +321,7 @@ int main(void) {
         cmocka_unit_test(test_bad_configs),
         cmocka_unit_test(test_bad_row_json_fails_with_reason),
         cmocka_unit_test(test_math_reward_reads_the_row),
+        cmocka_unit_test(test_texts_with_nul),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -57,7 +57,7 @@ static json_t *lines(const char *text) {
     while (*p) {
         const char *nl = strchr(p, '\n');
         assert_non_null(nl);
-        json_t *obj = json_loadb(p, (size_t)(nl - p), 0, NULL);
+        json_t *obj = json_loadb(p, (size_t)(nl - p), JSON_ALLOW_NUL, NULL);
         assert_non_null(obj);
         json_array_append_new(arr, obj);
         p = nl + 1;
@@ -126,26 +126,55 @@ static void test_plugins_by_name(void **state) {
     assert_non_null(strstr(slurp("out.txt"), "\"reward\":0.5,\"reason\":\"1/2 keywords\""));
 }
 
-static void test_bad_input_is_a_clear_error_and_writes_nothing(void **state) {
+/* Text holding \u0000 is scored like any other; a bad line in the middle is named and the
+ * lines around it are scored (exit status 1). */
+static void test_nul_text_and_a_bad_line_in_the_middle(void **state) {
     (void)state;
     char in[512], args[2048], outp[512];
-    snprintf(in, sizeof in, "%s/bad.jsonl", dir);
-    snprintf(outp, sizeof outp, "%s/never.jsonl", dir);
+    snprintf(in, sizeof in, "%s/nul.jsonl", dir);
+    snprintf(outp, sizeof outp, "%s/nul.out.jsonl", dir);
     FILE *f = fopen(in, "w");
-    fputs("{\"completion\": \"ok\"}\n{\"completion\": \"x\", \"answer\": \n", f);
+    fputs("{\"completion\": \"think\\u0000 then \\\\boxed{5}\", \"answer\": \"5\"}\n"
+          "{\"completion\": \"x\", \"answer\": \n"
+          "{\"prompt\": \"a\\u0000b\", \"completion\": \"<answer>\\u00006</answer>\\u0000\", \"answer\": 6}\n"
+          "\n"
+          "{\"text\": \"no completion\"}\n"
+          "[1, 2]\n"
+          "{\"completion\": \"\\\\boxed{7\\u0000}\", \"answer\": \"8\"}\n", f);
     fclose(f);
     snprintf(args, sizeof args, "reward score --reward math --in '%s' --out '%s'", in, outp);
     assert_int_equal(aha(args), 1);
-    assert_non_null(strstr(slurp("err.txt"), "bad.jsonl:2:"));
-    assert_non_null(strstr(slurp("err.txt"), "bad JSON"));
-    struct stat st;
-    assert_int_equal(stat(outp, &st), -1);
+    const char *err = slurp("err.txt");
+    assert_non_null(strstr(err, "nul.jsonl:2:"));
+    assert_non_null(strstr(err, "bad JSON"));
+    assert_non_null(strstr(err, "nul.jsonl:5: expected a JSON object with a \"completion\" string"));
+    assert_non_null(strstr(err, "nul.jsonl:6: expected a JSON object"));
+    assert_null(strstr(err, "nul.jsonl:1:"));
+    assert_null(strstr(err, "nul.jsonl:3:"));
+    assert_non_null(strstr(err, "3 lines, 3 scored"));
+    assert_non_null(strstr(err, "3 bad lines skipped"));
+    json_t *out = lines(slurp("nul.out.jsonl"));
+    assert_int_equal(json_array_size(out), 3);
+    assert_true(reward_of(out, 0) == 1.0);
+    assert_true(reward_of(out, 1) == 1.0);
+    assert_true(reward_of(out, 2) == 0.0);
+    /* the texts come back whole, NUL and all */
+    json_t *prompt = json_object_get(json_array_get(out, 1), "prompt");
+    assert_int_equal(json_string_length(prompt), 3);
+    json_decref(out);
+}
 
-    f = fopen(in, "w");
+static void test_bad_input_is_a_clear_error(void **state) {
+    (void)state;
+    char in[512], args[2048];
+    snprintf(in, sizeof in, "%s/bad.jsonl", dir);
+    FILE *f = fopen(in, "w");
     fputs("{\"text\": \"no completion\"}\n", f);
     fclose(f);
+    snprintf(args, sizeof args, "reward score --reward math --in '%s'", in);
     assert_int_equal(aha(args), 1);
     assert_non_null(strstr(slurp("err.txt"), "bad.jsonl:1: expected a JSON object with a \"completion\" string"));
+    assert_non_null(strstr(slurp("err.txt"), "0 lines"));
 
     assert_int_equal(aha("reward score --reward math --in /nonexistent.jsonl"), 1);
     assert_non_null(strstr(slurp("err.txt"), "--in /nonexistent.jsonl: No such file"));
@@ -182,7 +211,8 @@ int main(void) {
         cmocka_unit_test(test_math_and_code_in_order),
         cmocka_unit_test(test_recipe_components),
         cmocka_unit_test(test_plugins_by_name),
-        cmocka_unit_test(test_bad_input_is_a_clear_error_and_writes_nothing),
+        cmocka_unit_test(test_nul_text_and_a_bad_line_in_the_middle),
+        cmocka_unit_test(test_bad_input_is_a_clear_error),
         cmocka_unit_test(test_bench_runs),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
