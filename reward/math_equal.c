@@ -60,12 +60,14 @@ static int integer_literals_equal(const MathCtx *a, const MathValue *va, const M
 }
 
 static int expr_equal(const MathCtx *a, const MathValue *va, const MathCtx *g, const MathValue *vg) {
+    /* degrees against radians: the side written in degrees is scaled by pi/180 */
+    double sa = a->angle_scale, sg = g->angle_scale;
     if (!va->has_vars && !vg->has_vars) {
-        if (va->int_token >= 0 && vg->int_token >= 0 && !va->percent && !vg->percent) {
+        if (va->int_token >= 0 && vg->int_token >= 0 && !va->percent && !vg->percent && sa == sg) {
             int exact = integer_literals_equal(a, va, g, vg);
             if (exact >= 0) return exact;
         }
-        double x = math_eval(a, va->expr, 0), y = math_eval(g, vg->expr, 0);
+        double x = sa * math_eval(a, va->expr, 0), y = sg * math_eval(g, vg->expr, 0);
         if (close_to(x, y)) return 1;
         /* 50% against 50 or 0.5: a percentage may be given with or without its sign. */
         if (va->percent && !vg->percent && close_to(x * 100, y)) return 1;
@@ -74,7 +76,7 @@ static int expr_equal(const MathCtx *a, const MathValue *va, const MathCtx *g, c
     }
     int valid = 0;
     for (int k = 0; k < MATH_POINTS; k++) {
-        double x = math_eval(a, va->expr, k), y = math_eval(g, vg->expr, k);
+        double x = sa * math_eval(a, va->expr, k), y = sg * math_eval(g, vg->expr, k);
         int fx = isfinite(x), fy = isfinite(y);
         if (fx != fy) return 0;
         if (!fx) continue;
@@ -92,6 +94,40 @@ static int is_infinite(const MathCtx *c, int v, double sign);
 static int is_single_variable(const MathCtx *c, int v) {
     const MathValue *x = val(c, v);
     return x->kind == V_EXPR && (c->nodes[x->expr].op == E_VAR || x->function_notation);
+}
+
+/* What may stand before "=" to state a value: a single variable or a function's value, or a
+ * tuple of them: (x, y) = (2, 3) states (2, 3). */
+static int names_quantity(const MathCtx *c, int v) {
+    const MathValue *x = val(c, v);
+    if (is_single_variable(c, v)) return 1;
+    if (x->kind != V_LIST || !x->ordered || x->open != TK_LPAREN || x->close != TK_RPAREN) return 0;
+    for (int i = 0; i < x->count; i++)
+        if (!is_single_variable(c, c->children[x->first + i])) return 0;
+    return x->count > 0;
+}
+
+/* "x = 2, y = 3" against the tuple "(2, 3)": equations of distinct single variables, in the
+ * order written, against the tuple's items. */
+static int equations_match_tuple(const MathCtx *ec, const MathValue *eqs, const MathCtx *tc, const MathValue *tuple,
+                                 int eqs_is_answer) {
+    if (eqs->ordered || eqs->open != LIST_BARE || !tuple->ordered || tuple->open != TK_LPAREN ||
+        tuple->close != TK_RPAREN || eqs->count != tuple->count || eqs->count < 2 || eqs->count > 64)
+        return 0;
+    uint64_t names[64];
+    for (int i = 0; i < eqs->count; i++) {
+        const MathValue *r = val(ec, ec->children[eqs->first + i]);
+        if (r->kind != V_REL || r->rel != REL_EQ) return 0;
+        const MathValue *lhs = val(ec, r->lhs);
+        if (lhs->kind != V_EXPR || ec->nodes[lhs->expr].op != E_VAR) return 0;
+        names[i] = ec->nodes[lhs->expr].var;
+        for (int j = 0; j < i; j++)
+            if (names[j] == names[i]) return 0;
+        int item = tc->children[tuple->first + i];
+        int same = eqs_is_answer ? value_equal(ec, r->rhs, tc, item) : value_equal(tc, item, ec, r->rhs);
+        if (!same) return 0;
+    }
+    return 1;
 }
 
 /* lhs = rhs against lhs' = rhs' as equations: the same up to a non-zero factor
@@ -285,7 +321,7 @@ static int answer_equation_states(const MathCtx *a, const MathValue *r, const Ma
     if (!value_equal(a, r->rhs, g, ig)) return 0;
     const MathValue *lhs = val(a, r->lhs);
     if (lhs->kind == V_REL) return answer_equation_states(a, lhs, g, ig);
-    if (is_single_variable(a, r->lhs)) return 1;
+    if (names_quantity(a, r->lhs)) return 1;
     return lhs->kind == V_EXPR && !lhs->has_vars && value_equal(a, r->lhs, g, ig);
 }
 
@@ -305,10 +341,11 @@ static int value_equal(const MathCtx *a, int ia, const MathCtx *g, int ig) {
     }
     /* "x = 5" against "5", either way round; "x \in [1,2]" against "[1,2]". */
     if (vg->kind == V_REL) /* a gold "y = 2x + 3" states 2x + 3; "5x - 7y = 0" does not state 0 */
-        return (vg->rel == REL_EQ || vg->rel == -1) && is_single_variable(g, vg->lhs) &&
+        return (vg->rel == REL_EQ || vg->rel == -1) && names_quantity(g, vg->lhs) &&
                value_equal(a, ia, g, vg->rhs);
     if (va->kind == V_REL) return answer_equation_states(a, va, g, ig);
-    if (va->kind == V_LIST && vg->kind == V_LIST) return list_equal(a, va, g, vg);
+    if (va->kind == V_LIST && vg->kind == V_LIST)
+        return list_equal(a, va, g, vg) || equations_match_tuple(a, va, g, vg, 1) || equations_match_tuple(g, vg, a, va, 0);
     /* A one-element set or list against its element. */
     if (vg->kind == V_LIST) return !vg->ordered && vg->count == 1 && value_equal(a, ia, g, g->children[vg->first]);
     if (va->kind == V_LIST) return !va->ordered && va->count == 1 && value_equal(a, a->children[va->first], g, ig);
@@ -359,7 +396,7 @@ static int braces_balanced(const char *s, size_t n) {
 }
 
 /* Parses one side: 0, or -1 on out of memory. */
-static int load(MathCtx *ctx, const char *s, size_t n, int role) {
+static int load(MathCtx *ctx, const char *s, size_t n, int role, int euler) {
     /* NUL and other control bytes read as spaces: they neither end nor hide an answer */
     char *spaced = aha_malloc(n + 1);
     if (!spaced) return -1;
@@ -367,11 +404,19 @@ static int load(MathCtx *ctx, const char *s, size_t n, int role) {
     char *raw = math_strndup_trimmed(spaced, spaced + n);
     free(spaced);
     if (!raw) return -1;
-    ctx->text = math_normalize(raw);
+    ctx->text = math_normalize(raw, &ctx->degrees);
     free(raw);
     if (!ctx->text) return -1;
+    ctx->euler = euler;
+    ctx->angle_scale = 1.0;
     if (ctx->text[0] == '\0') return 0;
     return math_parse(ctx, role);
+}
+
+static int has_token(const MathCtx *c, MathTokenKind kind) {
+    for (int i = 0; i < c->ntokens; i++)
+        if (c->tokens[i].kind == kind) return 1;
+    return 0;
 }
 
 static void describe(char *why, size_t cap, const char *verdict, const char *a, const char *sep, const char *g) {
@@ -398,20 +443,20 @@ int math_compare_ex(const char *answer, size_t answer_len, const char *gold, siz
     }
     MathCtx g = {0}, a = {0};
     int result = -2;
-    if (load(&g, gold, gold_len, 0) != 0) goto done;
+    if (load(&g, gold, gold_len, 0, 0) != 0) goto done;
     if (g.text[0] == '\0') {
         if (why && why_cap) snprintf(why, why_cap, "gold answer is empty");
         result = -1;
         goto done;
     }
     int gold_choice = g.values[g.root].kind == V_CHOICE;
-    if (load(&a, answer, answer_len, gold_choice ? 1 : 2) != 0) goto done;
+    if (load(&a, answer, answer_len, gold_choice ? 1 : 2, 0) != 0) goto done;
     if (a.looks_textual && !gold_choice && g.values[g.root].kind != V_TEXT) {
         /* "18 apples", "The answer is 5": the math at the end of a sentence is the answer. */
         char *math = math_trailing_math(a.text);
         if (!math) goto done;
         math_ctx_free(&a);
-        int r = load(&a, math, strlen(math), 2);
+        int r = load(&a, math, strlen(math), 2, 0);
         free(math);
         if (r != 0) goto done;
     }
@@ -419,6 +464,25 @@ int math_compare_ex(const char *answer, size_t answer_len, const char *gold, siz
         if (why && why_cap) snprintf(why, why_cap, "empty answer");
         result = 0;
         goto done;
+    }
+    if (a.idents == a.e_idents && g.idents == g.e_idents && a.e_idents + g.e_idents > 0 &&
+        a.values[a.root].kind != V_TEXT && g.values[g.root].kind != V_TEXT) {
+        /* no variable but e on either side: a constant, e is Euler's number (\ln e^2 = 2) */
+        char *answer_text = aha_strdup(a.text), *gold_text = aha_strdup(g.text);
+        int gold_role = gold_choice ? 1 : 2, a_degrees = a.degrees, g_degrees = g.degrees;
+        math_ctx_free(&a);
+        math_ctx_free(&g);
+        int r = answer_text && gold_text ? load(&g, gold_text, strlen(gold_text), 0, 1) : -1;
+        if (r == 0) r = load(&a, answer_text, strlen(answer_text), gold_role, 1);
+        free(answer_text);
+        free(gold_text);
+        if (r != 0) goto done;
+        a.degrees |= a_degrees;
+        g.degrees |= g_degrees;
+    }
+    if (a.degrees != g.degrees) { /* 90^\circ against \frac{\pi}{2} */
+        MathCtx *deg = a.degrees ? &a : &g, *other = a.degrees ? &g : &a;
+        if (has_token(other, TK_PI)) deg->angle_scale = M_PI / 180.0;
     }
     int textual = a.values[a.root].kind == V_TEXT || g.values[g.root].kind == V_TEXT;
     if (structural) {

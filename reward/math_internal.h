@@ -20,12 +20,13 @@ typedef enum {
     TK_PLUS, TK_MINUS, TK_PM, TK_MP, TK_STAR, TK_SLASH, TK_CARET, TK_BANG, TK_PERCENT, TK_BAR,
     TK_LPAREN, TK_RPAREN, TK_LBRACK, TK_RBRACK, TK_LBRACE, TK_RBRACE, TK_LSET, TK_RSET,
     TK_LANGLE, TK_RANGLE, TK_MAT_OPEN, TK_MAT_CLOSE, TK_AMP, TK_ROWSEP,
-    TK_COMMA, TK_REL, TK_IN, TK_CUP,
+    TK_COMMA, TK_REL, TK_IN, TK_CUP, TK_EULER, TK_LFLOOR, TK_RFLOOR, TK_LCEIL, TK_RCEIL,
 } MathTokenKind;
 
 typedef enum { REL_EQ, REL_NE, REL_LT, REL_LE, REL_GT, REL_GE } MathRel;
 typedef enum { FN_SIN, FN_COS, FN_TAN, FN_COT, FN_SEC, FN_CSC, FN_ASIN, FN_ACOS, FN_ATAN,
-               FN_SINH, FN_COSH, FN_TANH, FN_LN, FN_LOG, FN_EXP } MathFunc;
+               FN_SINH, FN_COSH, FN_TANH, FN_LN, FN_LOG, FN_EXP,
+               FN_LOG_BASE /* \\log_b x: the base is the first argument */ } MathFunc;
 
 typedef struct {
     MathTokenKind kind;
@@ -40,7 +41,7 @@ typedef struct {
 } MathToken;
 
 typedef enum { E_NUM, E_VAR, E_ADD, E_SUB, E_MUL, E_DIV, E_POW, E_NEG, E_ROOT, E_FUNC, E_FACT,
-               E_ABS, E_BINOM } MathExprOp;
+               E_ABS, E_BINOM, E_FLOOR, E_CEIL } MathExprOp;
 
 typedef struct {
     MathExprOp op;
@@ -89,6 +90,10 @@ typedef struct {
     int nchildren, children_cap;
     int root;                  /* value index of the whole answer */
     int pm_sign;               /* +1 / -1 while parsing one branch of a \pm */
+    int euler;                 /* read a plain `e` as Euler's number (set before tokenizing) */
+    int idents, e_idents;      /* variables seen by the tokenizer, and how many are a plain `e` */
+    int degrees;               /* a degree mark or the unit "degrees" was dropped */
+    double angle_scale;        /* 1, or pi/180 when its degrees are compared with radians */
     int oom;                   /* an allocation failed (message recorded) */
 } MathCtx;
 
@@ -98,8 +103,9 @@ int math_extract_range(const char *text, size_t len, AhaMathExtract mode, const 
 /* The answer inside a gold field, trimmed (never fails; may be empty). */
 void math_gold_range(const char *gold, size_t len, const char **begin, const char **end);
 
-/* math_lex.c: returns a malloc'd normalized string, or NULL (message recorded). */
-char *math_normalize(const char *answer);
+/* math_lex.c: returns a malloc'd normalized string, or NULL (message recorded); *degrees
+ * (may be NULL) says whether a degree mark or unit was dropped. */
+char *math_normalize(const char *answer, int *degrees);
 /* Fills ctx->tokens from ctx->text: 0, or -1 on out of memory (message recorded).
  * A character that is no part of the grammar leaves *ok = 0. */
 int math_tokenize(MathCtx *ctx, int *ok);

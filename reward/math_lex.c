@@ -20,6 +20,7 @@ typedef struct {
     char *data;
     size_t len, cap;
     int oom;
+    int degrees; /* a degree mark or unit was dropped */
 } Buf;
 
 static void buf_put(Buf *b, const char *s, size_t n) {
@@ -74,7 +75,9 @@ static const struct {
     {"\xc2\xb3", "^3"},            {"\xc2\xb1", "\\pm "},          {"\xe2\x88\x93", "\\mp "},
     {"\xe2\x88\xaa", "\\cup "},    {"\xe2\x88\x88", "\\in "},      {"\xe2\x81\x84", "/"},
     {"\xc2\xa0", " "},             {"\xc2\xbd", " 1/2"},           {"\xc2\xbc", " 1/4"},
-    {"\xc2\xbe", " 3/4"},          {"\xe2\x88\x97", "*"},
+    {"\xc2\xbe", " 3/4"},          {"\xe2\x88\x97", "*"},          {"\xe2\x84\x9d", "\\mathbb{R}"},
+    {"\xe2\x8c\x8a", "\\lfloor "},   {"\xe2\x8c\x8b", "\\rfloor "},   {"\xe2\x8c\x88", "\\lceil "},
+    {"\xe2\x8c\x89", "\\rceil "},
 };
 
 static int has_non_ascii(const char *s) {
@@ -129,8 +132,14 @@ static const char *const unit_words[] = {
     "seconds", "minute", "minutes", "min", "mins", "hour", "hours", "hr", "hrs", "day", "days",
     "week", "weeks", "month", "months", "year", "years", "dollar", "dollars", "cent", "cents",
     "unit", "units", "degree", "degrees", "deg", "square", "sq", "cubic", "radians", "radian",
-    "cm2", "m2", "km2",
+    "cm2", "m2", "km2", "kmh", "kph", "mps", "gallon", "gallons", "gal", "mpg", "cc", "hz", "khz",
+    "mg", "ms", "kw", "kwh", "watt", "watts", "volt", "volts", "newton", "newtons", "joule", "joules",
+    "person", "people", "item", "items", "piece", "pieces", "page", "pages",
 };
+
+/* Single letters that are units only inside a compound unit (km/h, m/s^2): alone they are
+ * more likely variables. */
+static const char compound_unit_letters[] = "mshgNJWVAKL";
 
 static int is_unit_word(const char *w, size_t n) {
     for (size_t i = 0; i < sizeof unit_words / sizeof unit_words[0]; i++)
@@ -138,18 +147,59 @@ static int is_unit_word(const char *w, size_t n) {
     return 0;
 }
 
-/* Every word of [s, end) is a unit (and there is at least one): "square feet", " cm". */
-static int all_unit_words(const char *s, const char *end) {
-    int words = 0;
+/* Every word of [s, end) is a unit (and there is at least one): "square feet", " cm", and
+ * compound units: "km/h", "m/s^2", "m/s^{2}", "kg*m", "dollars per hour", "per unit". With
+ * compound set the group stands in a compound (a '/' or '^' follows it), so single-letter
+ * units count too. */
+static int all_unit_words(const char *s, const char *end, int compound) {
+    int words = 0, pers = 0, joints = 0;
+
+    size_t n0 = 0;
     while (s < end) {
         while (s < end && (isspace((unsigned char)*s) || *s == '.')) s++;
+        if (s < end && (*s == '/' || *s == '*' || *s == '-')) {
+            s++, joints++;
+            continue;
+        }
+        if (s < end && *s == '^') { /* a power: ^2, ^{2}, ^{-1} */
+            s++;
+            if (s < end && *s == '{') {
+                s++;
+                if (s < end && *s == '-') s++;
+                if (s >= end || !isdigit((unsigned char)*s)) return 0;
+                while (s < end && isdigit((unsigned char)*s)) s++;
+                if (s >= end || *s != '}') return 0;
+                s++;
+            } else {
+                if (s < end && *s == '-') s++;
+                if (s >= end || !isdigit((unsigned char)*s)) return 0;
+                s++;
+            }
+            joints++;
+            continue;
+        }
         const char *w = s;
         while (s < end && isalnum((unsigned char)*s)) s++;
         if (s == w) return s == end && words > 0;
-        if (!is_unit_word(w, (size_t)(s - w))) return 0;
+        size_t n = (size_t)(s - w);
+        if (n == 3 && strncasecmp(w, "per", 3) == 0) {
+            pers++;
+            continue;
+        }
+        if (!is_unit_word(w, n) && !(n == 1 && strchr(compound_unit_letters, *w))) return 0;
+        if (words == 0) n0 = n;
         words++;
     }
-    return words > 0;
+    if (words == 0) return 0;
+    /* a lone letter is a unit only in a compound: "m/s", "m^2", "\text{m}/\text{s}" */
+    if (words == 1 && n0 == 1 && !joints && !pers && !compound) return 0;
+    return 1;
+}
+
+static int mentions_degrees(const char *s, const char *end) {
+    for (const char *p = s; p + 3 <= end; p++)
+        if (strncasecmp(p, "deg", 3) == 0) return 1;
+    return 0;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -217,7 +267,103 @@ static const char *skip_unit_power(const char *s, const char *end) {
     return s;
 }
 
+/* A unit group: \text{...} (or \mathrm, \mbox, ...) whose words are all units. Returns
+ * its end, or NULL. */
+static const char *unit_group(const char *s, const char *end, int compound) {
+    if (s >= end || *s != '\\') return NULL;
+    const char *q = s + 1;
+    while (q < end && isalpha((unsigned char)*q)) q++;
+    if (!name_is(s + 1, (size_t)(q - s - 1), text_commands)) return NULL;
+    while (q < end && *q == ' ') q++;
+    if (q >= end || *q != '{') return NULL;
+    const char *close = skip_group(q, end);
+    if (!close || !all_unit_words(q + 1, close - 1, compound)) return NULL;
+    return close;
+}
+
+/* After a dropped unit: its power and the rest of a compound unit written in pieces,
+ * "\text{km}/\text{h}", "\text{m}/\text{s}^2". */
+static const char *skip_unit_rest(const char *s, const char *end) {
+    const char *p = skip_unit_power(s, end);
+    for (int pieces = 0; pieces < 4; pieces++) {
+        const char *q = p;
+        while (q < end && *q == ' ') q++;
+        if (q >= end || (*q != '/' && *q != '*')) break;
+        q++;
+        while (q < end && *q == ' ') q++;
+        const char *after = unit_group(q, end, 1);
+        if (!after) break;
+        p = skip_unit_power(after, end);
+    }
+    return p;
+}
+
 static void pass(Buf *b, const char *s, const char *end, int depth);
+
+/* One script of \mathbb{R}: "^+", "_{>0}", "^{\ge 0}": its content without spaces appended
+ * to out; returns the position after it, or NULL when there is none. */
+static const char *script(const char *s, const char *end, char *out, size_t cap) {
+    const char *p = s;
+    while (p < end && *p == ' ') p++;
+    if (p >= end || (*p != '^' && *p != '_')) return NULL;
+    p++;
+    while (p < end && *p == ' ') p++;
+    const char *from = p, *to;
+    if (p < end && *p == '{') {
+        const char *close = skip_group(p, end - p > 32 ? p + 32 : end);
+        if (!close) return NULL;
+        from = p + 1, to = close - 1, p = close;
+    } else if (p < end && *p == '\\') {
+        to = p + 1;
+        while (to < end && isalpha((unsigned char)*to)) to++;
+        p = to;
+    } else if (p < end) {
+        to = ++p;
+    } else {
+        return NULL;
+    }
+    size_t n = strlen(out);
+    for (const char *c = from; c < to && n + 1 < cap; c++)
+        if (*c != ' ') out[n++] = *c;
+    out[n] = '\0';
+    return p;
+}
+
+/* \mathbb{R} and its halves as intervals: \mathbb{R} is (-\infty, \infty), \mathbb{R}^+ and
+ * \mathbb{R}_{>0} are (0, \infty), \mathbb{R}_{\ge 0} is [0, \infty), and so on. At s: after
+ * "\mathbb". Returns the position after it, or NULL when it is another set (left to the
+ * usual unwrapping). */
+static const char *real_line(Buf *b, const char *s, const char *end) {
+    const char *p = s;
+    while (p < end && *p == ' ') p++;
+    if (end - p >= 3 && p[0] == '{' && p[1] == 'R' && p[2] == '}') p += 3;
+    else if (p < end && *p == 'R' && (p + 1 == end || !isalpha((unsigned char)p[1]))) p += 1;
+    else return NULL;
+    char scripts[64] = "";
+    for (int k = 0; k < 2; k++) {
+        const char *after = script(p, end, scripts, sizeof scripts);
+        if (!after) break;
+        p = after;
+    }
+    static const struct {
+        const char *scripts, *interval;
+    } forms[] = {
+        {"", "(-\\infty,\\infty)"},       {"+", "(0,\\infty)"},        {">0", "(0,\\infty)"},
+        {"-", "(-\\infty,0)"},             {"<0", "(-\\infty,0)"},       {"\\ge0", "[0,\\infty)"},
+        {"\\geq0", "[0,\\infty)"},         {"\\geqslant0", "[0,\\infty)"}, {"+0", "[0,\\infty)"},
+        {"0+", "[0,\\infty)"},             {"\\le0", "(-\\infty,0]"},  {"\\leq0", "(-\\infty,0]"},
+        {"-0", "(-\\infty,0]"},            {"0-", "(-\\infty,0]"},      {"\\geq 0", "[0,\\infty)"},
+    };
+    for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
+        if (strcmp(scripts, forms[i].scripts) == 0) {
+            buf_puts(b, " ");
+            buf_puts(b, forms[i].interval);
+            buf_puts(b, " ");
+            return p;
+        }
+    }
+    return NULL;
+}
 
 static const char *text_command(Buf *b, const char *p, const char *end, int depth) {
     while (p < end && *p == ' ') p++;
@@ -225,7 +371,14 @@ static const char *text_command(Buf *b, const char *p, const char *end, int dept
     const char *close = skip_group(p, end);
     if (!close) close = end;
     const char *inner = p + 1, *inner_end = close > inner && close[-1] == '}' ? close - 1 : close;
-    if (all_unit_words(inner, inner_end)) return skip_unit_power(close, end);
+    const char *next = close;
+    while (next < end && *next == ' ') next++;
+    /* in a compound, or spaced off the number inside the group (\text{ m}), a letter is a unit */
+    int compound = (next < end && (*next == '/' || *next == '^')) || (inner < inner_end && *inner == ' ');
+    if (all_unit_words(inner, inner_end, compound)) {
+        if (mentions_degrees(inner, inner_end)) b->degrees = 1;
+        return skip_unit_rest(close, end);
+    }
     buf_puts(b, " ");
     pass(b, inner, inner_end, depth + 1);
     buf_puts(b, " ");
@@ -244,15 +397,19 @@ static void pass(Buf *b, const char *s, const char *end, int depth) {
             p++;
         } else if (c == '^') {
             const char *after = degree_mark(p, end);
-            if (after) p = after;
+            if (after) p = after, b->degrees = 1;
             else buf_put(b, p++, 1);
         } else if (c == '\\' && p + 1 < end && is_letter(p[1])) {
             const char *name = p + 1, *q = name;
             while (q < end && is_letter(*q)) q++;
             size_t n = (size_t)(q - name);
-            if (depth < 8 && name_is(name, n, text_commands)) {
+            const char *after_set = n == 6 && memcmp(name, "mathbb", 6) == 0 ? real_line(b, q, end) : NULL;
+            if (after_set) {
+                p = after_set;
+            } else if (depth < 8 && name_is(name, n, text_commands)) {
                 p = text_command(b, q, end, depth);
             } else if (name_is(name, n, dropped_commands)) {
+                if ((n == 6 && memcmp(name, "degree", 6) == 0) || (n == 4 && memcmp(name, "circ", 4) == 0)) b->degrees = 1;
                 p = q;
                 if ((n == 4 && memcmp(name, "left", 4) == 0) || (n == 5 && memcmp(name, "right", 5) == 0)) {
                     if (p < end && *p == '.') p++; /* \left. and \right. are invisible */
@@ -287,8 +444,9 @@ static void pass(Buf *b, const char *s, const char *end, int depth) {
     }
 }
 
-/* Trailing words that are units ("5 cm", "12 square feet", "cm^2"). */
-static void strip_trailing_units(char *s) {
+/* Trailing words that are units ("5 cm", "12 square feet", "cm^2"); 1 when "degrees" was one. */
+static int strip_trailing_units(char *s) {
+    int degrees = 0;
     size_t n = strlen(s);
     for (;;) {
         while (n > 0 && (isspace((unsigned char)s[n - 1]) || s[n - 1] == '.')) n--;
@@ -303,9 +461,35 @@ static void strip_trailing_units(char *s) {
         size_t before = w;
         while (before > 0 && isspace((unsigned char)s[before - 1])) before--;
         if (before == 0) break; /* the whole answer is the word */
+        if (strncasecmp(s + w, "deg", 3) == 0) degrees = 1;
         n = w;
     }
     s[n] = '\0';
+    return degrees;
+}
+
+/* A whole answer in quotes, "5", '5', ``5'', or curly ones: the quotes go. */
+static void strip_quotes(char *s) {
+    static const char *const opening[] = {"``", "\"", "'", "\xe2\x80\x9c", "\xe2\x80\x98", NULL};
+    static const char *const closing[] = {"''", "\"", "'", "\xe2\x80\x9d", "\xe2\x80\x99", NULL};
+    for (int round = 0; round < 2; round++) {
+        size_t n = strlen(s);
+        size_t open = 0, close = 0;
+        for (int i = 0; opening[i] && !open; i++)
+            if (strncmp(s, opening[i], strlen(opening[i])) == 0) open = strlen(opening[i]);
+        for (int i = 0; closing[i] && !close; i++) {
+            size_t k = strlen(closing[i]);
+            if (n >= k && strcmp(s + n - k, closing[i]) == 0) close = k;
+        }
+        if (!open || !close || open + close > n) return;
+        memmove(s, s + open, n - open - close);
+        s[n - open - close] = '\0';
+        size_t a = 0, m = strlen(s);
+        while (a < m && isspace((unsigned char)s[a])) a++;
+        while (m > a && isspace((unsigned char)s[m - 1])) m--;
+        memmove(s, s + a, m - a);
+        s[m - a] = '\0';
+    }
 }
 
 /* Bare connecting words: "2 and 3", "1 or -1" list; "percent" is a % sign. */
@@ -357,20 +541,23 @@ char *math_trailing_math(const char *text) {
     return math_strndup_trimmed(text + start, text + n);
 }
 
-char *math_normalize(const char *answer) {
+char *math_normalize(const char *answer, int *degrees) {
     char *text = normalize_unicode(answer);
     if (!text) return NULL;
     Buf b = {0};
     pass(&b, text, text + strlen(text), 0);
     free(text);
+    int dropped_degrees = b.degrees;
     char *passed = buf_finish(&b);
     if (!passed) return NULL;
     char *worded = replace_words(passed);
     free(passed);
     if (!worded) return NULL;
-    strip_trailing_units(worded);
+    if (strip_trailing_units(worded)) dropped_degrees = 1;
     char *trimmed = math_strndup_trimmed(worded, worded + strlen(worded));
     free(worded);
+    if (trimmed) strip_quotes(trimmed);
+    if (degrees) *degrees = dropped_degrees;
     return trimmed;
 }
 
@@ -465,6 +652,10 @@ static int command(MathCtx *ctx, const char *name, size_t n, int begin, int end,
         if (push(ctx, TK_LSET, 0, begin, end, spaced) != 0) return -1;
         return push(ctx, TK_RSET, 0, begin, end, 0);
     }
+    if (IS("lfloor")) return push(ctx, TK_LFLOOR, 0, begin, end, spaced);
+    if (IS("rfloor")) return push(ctx, TK_RFLOOR, 0, begin, end, spaced);
+    if (IS("lceil")) return push(ctx, TK_LCEIL, 0, begin, end, spaced);
+    if (IS("rceil")) return push(ctx, TK_RCEIL, 0, begin, end, spaced);
     if (IS("lbrace")) return push(ctx, TK_LSET, 0, begin, end, spaced);
     if (IS("rbrace")) return push(ctx, TK_RSET, 0, begin, end, spaced);
     if (IS("begin") || IS("end")) {
@@ -475,14 +666,51 @@ static int command(MathCtx *ctx, const char *name, size_t n, int begin, int end,
         if (s[j] != '{') return *ok = 0, 0;
         int k = j + 1;
         while (is_letter(s[k]) && k - j < 24) k++;
-        if (s[k] != '}' || k - j - 1 < 6 || memcmp(s + k - 6, "matrix", 6) != 0) return *ok = 0, 0;
-        return push(ctx, IS("begin") ? TK_MAT_OPEN : TK_MAT_CLOSE, 0, begin, k + 1, spaced);
+        int array = k - j - 1 == 5 && memcmp(s + j + 1, "array", 5) == 0;
+        int matrix = k - j - 1 >= 6 && memcmp(s + k - 6, "matrix", 6) == 0 &&
+                     !(k - j - 1 == 7 && (s[j + 1] == 'v' || s[j + 1] == 'V')); /* vmatrix: a determinant */
+        if (s[k] != '}' || !(array || matrix)) return *ok = 0, 0;
+        int after = k + 1;
+        if (array && IS("begin")) { /* the column spec: \begin{array}{cc} */
+            while (s[after] == ' ') after++;
+            if (s[after] == '{') {
+                int q = after + 1;
+                while (s[q] && s[q] != '}' && q - after < 32) q++;
+                if (s[q] != '}') return *ok = 0, 0;
+                after = q + 1;
+            }
+        }
+        return push(ctx, IS("begin") ? TK_MAT_OPEN : TK_MAT_CLOSE, 0, begin, after, spaced);
     }
     /* Greek letters and other symbols: a variable named by the command. */
     int r = push(ctx, TK_IDENT, 0, begin, end, spaced);
     if (r == 0) ctx->tokens[ctx->ntokens - 1].name = math_hash(name - 1, n + 1);
     return r;
 #undef IS
+}
+
+/* After \log (the last token): a base subscript makes it \log_b. "\log_{10}" leaves the braces
+ * to the tokenizer; "\log_28" is base 2 of 8, one character as TeX reads it. Returns the
+ * position after the '_' part it consumed. */
+static int log_base(MathCtx *ctx, int i, int *ok) {
+    const char *s = ctx->text;
+    MathToken *f = &ctx->tokens[ctx->ntokens - 1];
+    if (f->kind != TK_FUNC || f->sub != FN_LOG || s[i] != '_') return i;
+    f->sub = FN_LOG_BASE;
+    i++;
+    if (s[i] == '{') return i;
+    if (isdigit((unsigned char)s[i])) {
+        if (push(ctx, TK_NUM, 0, i, i + 1, 0) != 0) return -1;
+        ctx->tokens[ctx->ntokens - 1].number = s[i] - '0';
+        ctx->tokens[ctx->ntokens - 1].is_integer = 1;
+        return i + 1;
+    }
+    if (s[i] == 'e' && !is_letter(s[i + 1])) {
+        if (push(ctx, TK_EULER, 0, i, i + 1, 0) != 0) return -1;
+        return i + 1;
+    }
+    *ok = 0;
+    return i;
 }
 
 int math_tokenize(MathCtx *ctx, int *ok) {
@@ -580,13 +808,21 @@ int math_tokenize(MathCtx *ctx, int *ok) {
             int f = function_index(s + i, (size_t)(j - i));
             if (f >= 0) {
                 if (push(ctx, TK_FUNC, f, begin, j, spaced) != 0) return -1;
-                i = j;
+                if ((i = log_base(ctx, j, ok)) < 0) return -1;
             } else if (j - i >= 3) {
                 ctx->looks_textual = 1;
                 return 0;
             } else {
                 /* Each letter is its own variable (xy = x*y); a subscript binds to the last. */
+                if (c == 'e' && s[i + 1] != '_' && ctx->euler) { /* Euler's number */
+                    if (push(ctx, TK_EULER, 0, begin, begin + 1, spaced) != 0) return -1;
+                    i++;
+                    spaced = 0;
+                    continue;
+                }
                 if (push(ctx, TK_IDENT, 0, begin, begin + 1, spaced) != 0) return -1;
+                ctx->idents++;
+                ctx->e_idents += c == 'e' && s[i + 1] != '_';
                 char name[64];
                 size_t n = 0;
                 name[n++] = c;
@@ -612,6 +848,8 @@ int math_tokenize(MathCtx *ctx, int *ok) {
             int before = ctx->ntokens;
             if (command(ctx, s + i + 1, (size_t)(j - i - 1), begin, j, spaced, &digit_args, ok) != 0) return -1;
             i = ctx->ntokens > before ? ctx->tokens[ctx->ntokens - 1].text_end : j;
+            if (ctx->ntokens > before && ctx->tokens[ctx->ntokens - 1].kind == TK_IDENT) ctx->idents++;
+            if (ctx->ntokens > before && (i = log_base(ctx, i, ok)) < 0) return -1;
         } else if (c == '\\') {
             char d = s[i + 1];
             MathTokenKind kind;

@@ -73,6 +73,12 @@ static int parse_primary(Parser *p) {
     switch (t->kind) {
     case TK_NUM: return number_node(c, t->number);
     case TK_PI: return number_node(c, M_PI);
+    case TK_EULER: return number_node(c, M_E);
+    case TK_LFLOOR:
+    case TK_LCEIL: {
+        int inner = expect(p, t->kind == TK_LFLOOR ? TK_RFLOOR : TK_RCEIL, parse_sum(p));
+        return inner < 0 ? -1 : new_node(c, t->kind == TK_LFLOOR ? E_FLOOR : E_CEIL, inner, -1);
+    }
     case TK_INFTY: return number_node(c, INFINITY);
     case TK_IDENT: {
         int n = new_node(c, E_VAR, -1, -1);
@@ -108,6 +114,8 @@ static int parse_primary(Parser *p) {
         return radicand < 0 ? -1 : new_node(c, E_ROOT, index, radicand);
     }
     case TK_FUNC: {
+        int base = -1;
+        if (t->sub == FN_LOG_BASE && (base = parse_primary(p)) < 0) return -1; /* \log_b x */
         int power = -2;
         if (at(p, TK_CARET)) { /* \sin^2 x */
             p->pos++;
@@ -117,7 +125,13 @@ static int parse_primary(Parser *p) {
         if (arg < 0) return -1;
         int f = new_node(c, E_FUNC, arg, -1);
         if (f < 0) return -1;
-        c->nodes[f].sub = t->sub;
+        c->nodes[f].sub = t->sub == FN_LOG_BASE ? FN_LN : t->sub;
+        if (base >= 0) { /* \log_b x = \ln x / \ln b */
+            int ln_base = new_node(c, E_FUNC, base, -1);
+            if (ln_base < 0) return -1;
+            c->nodes[ln_base].sub = FN_LN;
+            if ((f = new_node(c, E_DIV, f, ln_base)) < 0) return -1;
+        }
         return power == -2 ? f : new_node(c, E_POW, f, power);
     }
     default: return -1;
@@ -183,7 +197,8 @@ static int parse_unary(Parser *p) {
 }
 
 static int starts_primary(MathTokenKind k) {
-    return k == TK_NUM || k == TK_IDENT || k == TK_PI || k == TK_INFTY || k == TK_LPAREN || k == TK_LBRACK ||
+    return k == TK_NUM || k == TK_IDENT || k == TK_PI || k == TK_EULER || k == TK_LFLOOR || k == TK_LCEIL ||
+           k == TK_INFTY || k == TK_LPAREN || k == TK_LBRACK ||
            k == TK_LBRACE || k == TK_FRAC || k == TK_SQRT || k == TK_BINOM || k == TK_FUNC;
 }
 
@@ -307,10 +322,12 @@ static int new_value(MathCtx *c, MathValueKind kind) {
 }
 
 static int is_opener(MathTokenKind k) {
-    return k == TK_LPAREN || k == TK_LBRACK || k == TK_LBRACE || k == TK_LSET || k == TK_LANGLE || k == TK_MAT_OPEN;
+    return k == TK_LPAREN || k == TK_LBRACK || k == TK_LBRACE || k == TK_LSET || k == TK_LANGLE || k == TK_MAT_OPEN ||
+           k == TK_LFLOOR || k == TK_LCEIL;
 }
 static int is_closer(MathTokenKind k) {
-    return k == TK_RPAREN || k == TK_RBRACK || k == TK_RBRACE || k == TK_RSET || k == TK_RANGLE || k == TK_MAT_CLOSE;
+    return k == TK_RPAREN || k == TK_RBRACK || k == TK_RBRACE || k == TK_RSET || k == TK_RANGLE || k == TK_MAT_CLOSE ||
+           k == TK_RFLOOR || k == TK_RCEIL;
 }
 
 static int parse_range(MathCtx *c, int lo, int hi);
@@ -471,6 +488,16 @@ static int parse_range(MathCtx *c, int lo, int hi) {
     if (is_opener(first) && match == hi - 1) {
         MathTokenKind last = c->tokens[hi - 1].kind;
         if (first == TK_MAT_OPEN) return parse_matrix(c, lo + 1, hi - 1);
+        /* \left( \begin{array}...\end{array} \right): the brackets of a matrix */
+        if ((first == TK_LPAREN || first == TK_LBRACK) && hi - lo >= 4 && c->tokens[lo + 1].kind == TK_MAT_OPEN &&
+            c->tokens[hi - 2].kind == TK_MAT_CLOSE) {
+            int d = 0, closes_at = -1;
+            for (int i = lo + 1; i < hi - 1 && closes_at < 0; i++) {
+                if (is_opener(c->tokens[i].kind)) d++;
+                else if (is_closer(c->tokens[i].kind) && --d == 0) closes_at = i;
+            }
+            if (closes_at == hi - 2) return parse_matrix(c, lo + 2, hi - 2);
+        }
         if (first == TK_LSET) {
             if (hi - lo == 2) return make_list(c, NULL, 0, TK_LSET, TK_RSET, 0, 0);
             return parse_separated(c, lo + 1, hi - 1, TK_COMMA, TK_LSET, TK_RSET, 0, 1, 0);
@@ -635,6 +662,8 @@ double math_eval(const MathCtx *ctx, int node, int point) {
         return pow(b, 1.0 / a);
     case E_FUNC: return eval_function(n->sub, a);
     case E_ABS: return fabs(a);
+    case E_FLOOR: return floor(a + 1e-12 * fabs(a)); /* 2.9999999999999996 is 3 */
+    case E_CEIL: return ceil(a - 1e-12 * fabs(a));
     case E_FACT: return a >= 0 && a <= 170 && a == floor(a) ? tgamma(a + 1) : NAN;
     case E_BINOM: {
         if (b < 0 || b != floor(b) || b > 1000) return NAN;

@@ -8,7 +8,8 @@ tests/fixtures/math/verifier_pairs.jsonl, one pair per line with every verdict. 
 tests/reward/test_math_verifiers.c checks that each pair where Math-Verify decides otherwise
 than we do carries a note from NOTES below, saying why we differ on purpose.
 
-Usage: /work/venv/bin/python scripts/math_verifier_compare.py
+Usage: python3 -m venv /work/venv-rewards && /work/venv-rewards/bin/pip install -r scripts/requirements-math-verify.txt
+       /work/venv-rewards/bin/python scripts/math_verifier_compare.py
 """
 import codecs
 import json
@@ -189,6 +190,9 @@ def math500_pairs():
 
 # Why we decide otherwise than Math-Verify, where we do on purpose: (answer, gold) -> note.
 LENIENT_FORM = "aha reads this way of writing the answer; Math-Verify does not parse it"
+DEGREES = "aha reads a side with a degree mark in radians when the other side has pi; Math-Verify compares the numbers"
+STRAY_QUOTE = "Math-Verify drops a lone quote; aha strips only a pair around the answer (5' may be feet, f' a derivative)"
+REAL_LINE = "aha reads \\mathbb{R} and its halves as intervals; Math-Verify does not"
 NOTES = {
     ("\uff11\uff12", "12"): "aha applies Unicode NFKC (full-width digits)",
     ("0.3333333", "\\frac13"): "aha: 1e-8 relative tolerance, Math-Verify rounds; a 7-digit decimal is not 1/3",
@@ -229,6 +233,33 @@ NOTES = {
     ("x + y = 5", "5"): "aha drops an equation's left side only when it is a single variable",
     ("5x - 7y + 11z + 4 = 0", "0"): "aha drops an equation's left side only when it is a single variable",
     ("x = 6 = 5", "5"): "Math-Verify takes the last side of an equation; aha needs every constant side to be the answer",
+    # issue 15
+    ("90^\\circ", "\\frac{\\pi}{2}"): DEGREES,
+    ("\\frac{\\pi}{2}", "90^\\circ"): DEGREES,
+    ("180\u00b0", "\\pi"): DEGREES,
+    ("45 degrees", "\\frac{\\pi}{4}"): DEGREES,
+    ("60\\text{ degrees}", "\\frac\\pi3"): DEGREES,
+    ("30^\\circ, 150^\\circ", "\\frac{\\pi}{6}, \\frac{5\\pi}{6}"): DEGREES,
+    ("x = 120^\\circ", "\\frac{2\\pi}{3}"): DEGREES,
+    ("\\log_e 5", "\\ln 5"): "aha reads \\log_b for every base, e too; Math-Verify does not take e as a base",
+    ("``12''", "12"): LENIENT_FORM + " (TeX quotes)",
+    ("\u201c3/4\u201d", "0.75"): LENIENT_FORM + " (curly quotes)",
+    ("'5", "5"): STRAY_QUOTE,
+    ("5'", "5"): STRAY_QUOTE,
+    ("\"5", "5"): STRAY_QUOTE,
+    ("\\mathbb R", "(-\\infty,\\infty)"): REAL_LINE,
+    ("\\mathbb{R}^+", "(0,\\infty)"): REAL_LINE,
+    ("\\mathbb{R}^{+}", "(0,\\infty)"): REAL_LINE,
+    ("\\mathbb{R}_{>0}", "(0, \\infty)"): REAL_LINE,
+    ("\\mathbb{R}_{\\ge 0}", "[0,\\infty)"): REAL_LINE,
+    ("\\mathbb{R}^-", "(-\\infty,0)"): REAL_LINE,
+    ("\\mathbb{R}_{\\leq 0}", "(-\\infty,0]"): REAL_LINE,
+    ("5\\text{m}", "5"): "aha: a letter written against the number inside \\text{} is read as a variable (5m); Math-Verify drops it as a unit (right when m is metres)",
+    ("x = 2, x = 3", "(2, 3)"): "Math-Verify pairs the right sides with the tuple; aha needs distinct variables (x cannot be both)",
+    ("x + y = 2, y = 3", "(2, 3)"): "Math-Verify takes the right sides; x + y = 2 does not state x = 2",
+    ("\u230a9.9\u230b", "9"): LENIENT_FORM + " (Unicode floor brackets)",
+    ("\\left(\\begin{array}{c}1\\\\2\\end{array}\\right)", "(1,2)"): LENIENT_FORM + " (an array in brackets as a column vector)",
+    ("\\begin{pmatrix}1 & 2\\end{pmatrix}", "\\langle 1, 2\\rangle"): "aha: a vector may be a one-row matrix",
 }
 
 

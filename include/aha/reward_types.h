@@ -11,7 +11,7 @@ extern "C" {
 typedef enum {
     AHA_REWARD_MATH,     /* final answer equals the row's "answer" */
     AHA_REWARD_FORMAT,   /* the completion matches a PCRE2 pattern */
-    AHA_REWARD_CODE,     /* the last fenced Python block passes the row's "tests" */
+    AHA_REWARD_CODE,     /* the completion's program (Python, C, C++) passes the row's tests */
     AHA_REWARD_LENGTH,   /* -penalty per completion token beyond target_len */
     AHA_REWARD_OVERLONG, /* DAPO's soft overlong penalty (max_len, cache_len) */
     AHA_REWARD_PLUGIN,   /* a C shared object (path) or a JSON-lines program (command) */

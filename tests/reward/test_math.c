@@ -151,6 +151,126 @@ static void test_degrees(void **state) {
     CHECK(cases);
 }
 
+/* An angle in degrees (a degree mark or the unit) against one in radians (with \\pi) is
+ * converted; without a mark on one side and \\pi on the other nothing is. */
+static void test_degrees_against_radians(void **state) {
+    (void)state;
+    static const Case cases[] = {
+        {"90^\\circ", "\\frac{\\pi}{2}", 1}, {"\\frac{\\pi}{2}", "90^\\circ", 1}, {"180\xc2\xb0", "\\pi", 1},
+        {"45 degrees", "\\frac{\\pi}{4}", 1}, {"60\\text{ degrees}", "\\frac\\pi3", 1},
+        {"30^\\circ, 150^\\circ", "\\frac{\\pi}{6}, \\frac{5\\pi}{6}", 1}, {"x = 120^\\circ", "\\frac{2\\pi}{3}", 1},
+        /* near misses */
+        {"90^\\circ", "\\frac{\\pi}{3}", 0}, {"90", "\\frac{\\pi}{2}", 0}, {"\\frac{\\pi}{2}", "90", 0},
+        {"90^\\circ", "1.5708", 0}, {"\\frac{\\pi}{2}^\\circ", "90", 0}, {"30^\\circ, 150^\\circ", "\\frac{\\pi}{6}, \\frac{\\pi}{3}", 0},
+    };
+    CHECK(cases);
+}
+
+/* Constant expressions that have a value: logarithms with numeric arguments and bases, \\ln
+ * of powers of e, e as Euler's number when nothing else on either side is a variable. */
+static void test_logarithms_and_e(void **state) {
+    (void)state;
+    static const Case cases[] = {
+        {"\\log_2 8", "3", 1},          {"\\log_{2}(8)", "3", 1},        {"\\log_28", "3", 1},
+        {"\\log_{10} 1000", "3", 1},    {"\\log 1000", "3", 1},          {"\\log_3 \\frac{1}{9}", "-2", 1},
+        {"\\log_{4} 2", "\\frac12", 1}, {"2\\log_2 3", "\\log_2 9", 1},  {"\\log_e 5", "\\ln 5", 1},
+        {"\\ln e^3", "3", 1},           {"\\ln(e^2)", "2", 1},           {"\\ln e", "1", 1},
+        {"e^2", "7.389056099", 1},      {"2e", "5.436563657", 1},        {"e^{\\ln 4}", "4", 1},
+        {"\\frac{e^2 - 1}{2}", "3.194528049", 1}, {"3\\pi", "9.424777961", 1}, {"\\log_2 x", "\\frac{\\ln x}{\\ln 2}", 1},
+        /* near misses */
+        {"\\log_2 8", "4", 0},          {"\\log_3 8", "2", 0},           {"\\log_{2} 16", "3", 0},
+        {"\\log 100", "10", 0},         {"\\ln e^3", "2", 0},            {"e^2", "7.39", 0},
+        {"e", "2.718", 0},              {"3\\pi", "9.42", 0},            {"e^x", "2.718281828^x", 0},
+        {"x e", "2.718281828 x", 0},    {"\\log_2 x", "\\log_3 x", 0},    {"\\ln e^2", "e^2", 0},
+    };
+    CHECK(cases);
+}
+
+static void test_numbers_in_quotes(void **state) {
+    (void)state;
+    static const Case cases[] = {
+        {"\"5\"", "5", 1}, {"'5'", "5", 1}, {"``12''", "12", 1}, {"\xe2\x80\x9c" "3/4" "\xe2\x80\x9d", "0.75", 1},
+        {"\\text{\"7\"}", "7", 1}, {"5", "\"5\"", 1},
+        {"\"6\"", "5", 0}, {"'5", "5", 0}, {"5'", "5", 0}, {"\"5", "5", 0}, {"\"5\"", "55", 0},
+    };
+    CHECK(cases);
+}
+
+static void test_compound_units(void **state) {
+    (void)state;
+    static const Case cases[] = {
+        {"5\\text{ km/h}", "5", 1},       {"5 \\text{m/s}^2", "5", 1},        {"5\\text{ m/s^2}", "5", 1},
+        {"9.8\\text{ m/s}^{2}", "9.8", 1}, {"5\\text{km}/\\text{h}", "5", 1},  {"5\\,\\mathrm{m}/\\mathrm{s}^2", "5", 1},
+        {"12\\text{ dollars per hour}", "12", 1}, {"3\\text{ per unit}", "3", 1}, {"40\\text{ miles per gallon}", "40", 1},
+        {"2.5\\text{ kg/m}^3", "2.5", 1}, {"7\\text{ m}^2", "7", 1}, {"5\\text{ m}", "5", 1},
+        /* near misses: the number still counts, and a letter alone is no unit */
+        {"5\\text{ km/h}", "6", 0},       {"5\\text{ m/s}^2", "25", 0},       {"5\\text{m}", "5", 0},
+        {"12\\text{ dollars per hour}", "1.2", 0}, {"5\\text{km}/x", "5", 0}, {"5\\text{ kg}", "5\\text{ km/h}5", 0},
+    };
+    CHECK(cases);
+}
+
+static void test_real_line_and_intervals(void **state) {
+    (void)state;
+    static const Case cases[] = {
+        {"\\mathbb{R}", "(-\\infty,\\infty)", 1},     {"(-\\infty, \\infty)", "\\mathbb{R}", 1},
+        {"\\mathbb R", "(-\\infty,\\infty)", 1},      {"\xe2\x84\x9d", "(-\\infty,\\infty)", 1},
+        {"\\mathbb{R}^+", "(0,\\infty)", 1},         {"\\mathbb{R}^{+}", "(0,\\infty)", 1},
+        {"\\mathbb{R}_{>0}", "(0, \\infty)", 1},     {"\\mathbb{R}_{\\ge 0}", "[0,\\infty)", 1},
+        {"\\mathbb{R}^-", "(-\\infty,0)", 1},        {"\\mathbb{R}_{\\leq 0}", "(-\\infty,0]", 1},
+        {"x \\in \\mathbb{R}", "(-\\infty,\\infty)", 1}, {"\\mathbb{R}", "\\mathbb{R}", 1},
+        /* near misses */
+        {"\\mathbb{R}", "(0,\\infty)", 0},           {"\\mathbb{R}^+", "[0,\\infty)", 0},
+        {"\\mathbb{R}", "(-\\infty,0)\\cup(0,\\infty)", 0}, {"\\mathbb{Z}", "(-\\infty,\\infty)", 0},
+        {"\\mathbb{R}^2", "(-\\infty,\\infty)", 0}, {"\\mathbb{R}_{\\ge 0}", "(0,\\infty)", 0},
+    };
+    CHECK(cases);
+}
+
+static void test_equations_against_tuples(void **state) {
+    (void)state;
+    static const Case cases[] = {
+        {"x = 2, y = 3", "(2, 3)", 1}, {"(2, 3)", "x = 2, y = 3", 1}, {"x=2,y=3,z=-1", "(2,3,-1)", 1},
+        {"x = \\frac{1}{2}, y = 3", "(0.5, 3)", 1}, {"(x, y) = (2, 3)", "(2, 3)", 1}, {"x = 2 and y = 3", "(2,3)", 1},
+        /* near misses: another order, a repeated variable, other brackets, another length */
+        {"x = 3, y = 2", "(2, 3)", 0}, {"x = 2, x = 3", "(2, 3)", 0}, {"x = 2, y = 3", "[2, 3]", 0},
+        {"x = 2, y = 3, z = 4", "(2, 3)", 0}, {"x + y = 2, y = 3", "(2, 3)", 0}, {"x = 2, y = 4", "(2, 3)", 0},
+    };
+    CHECK(cases);
+}
+
+static void test_floor_and_ceiling(void **state) {
+    (void)state;
+    static const Case cases[] = {
+        {"\\lfloor 3.7 \\rfloor", "3", 1}, {"\\lceil 3.2\\rceil", "4", 1}, {"\\left\\lfloor \\frac{7}{2} \\right\\rfloor", "3", 1},
+        {"\\lfloor -2.5 \\rfloor", "-3", 1}, {"\\lceil 5 \\rceil", "5", 1}, {"\xe2\x8c\x8a" "9.9" "\xe2\x8c\x8b", "9", 1},
+        {"2\\lfloor \\sqrt{10} \\rfloor", "6", 1},
+        {"\\lfloor 3.7 \\rfloor", "4", 0}, {"\\lceil 3.2\\rceil", "3", 0}, {"\\lfloor -2.5 \\rfloor", "-2", 0},
+        {"\\lfloor x \\rfloor", "x", 0}, {"\\lceil x \\rceil", "x + 1", 0},
+    };
+    CHECK(cases);
+}
+
+static void test_matrices_and_vectors(void **state) {
+    (void)state;
+    static const Case cases[] = {
+        {"\\begin{bmatrix}1&2\\\\3&4\\end{bmatrix}", "\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}", 1},
+        {"\\begin{array}{cc}1&2\\\\3&4\\end{array}", "\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}", 1},
+        {"\\left(\\begin{array}{cc}1&2\\\\3&4\\end{array}\\right)", "\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}", 1},
+        {"\\left[\\begin{matrix}1&2\\\\3&4\\end{matrix}\\right]", "\\begin{bmatrix}1&2\\\\3&4\\end{bmatrix}", 1},
+        {"\\left(\\begin{array}{c}1\\\\2\\end{array}\\right)", "(1,2)", 1},
+        {"\\begin{pmatrix}\\frac12\\\\-3\\end{pmatrix}", "\\begin{pmatrix}0.5\\\\-3\\end{pmatrix}", 1},
+        {"\\begin{pmatrix}1 & 2\\end{pmatrix}", "\\langle 1, 2\\rangle", 1},
+        /* near misses: transposed, another entry, a determinant is not its matrix, shapes */
+        {"\\begin{pmatrix}1&3\\\\2&4\\end{pmatrix}", "\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}", 0},
+        {"\\begin{array}{cc}1&2\\\\3&5\\end{array}", "\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}", 0},
+        {"\\begin{vmatrix}1&2\\\\3&4\\end{vmatrix}", "\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}", 0},
+        {"\\begin{pmatrix}1&2&3&4\\end{pmatrix}", "\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}", 0},
+        {"\\left(\\begin{array}{c}2\\\\1\\end{array}\\right)", "(1,2)", 0},
+    };
+    CHECK(cases);
+}
+
 static void test_dollars(void **state) {
     (void)state;
     static const Case cases[] = {
@@ -576,6 +696,14 @@ int main(void) {
         cmocka_unit_test(test_latex_spacing_and_sizing),
         cmocka_unit_test(test_text_units),
         cmocka_unit_test(test_degrees),
+        cmocka_unit_test(test_degrees_against_radians),
+        cmocka_unit_test(test_logarithms_and_e),
+        cmocka_unit_test(test_numbers_in_quotes),
+        cmocka_unit_test(test_compound_units),
+        cmocka_unit_test(test_real_line_and_intervals),
+        cmocka_unit_test(test_equations_against_tuples),
+        cmocka_unit_test(test_floor_and_ceiling),
+        cmocka_unit_test(test_matrices_and_vectors),
         cmocka_unit_test(test_dollars),
         cmocka_unit_test(test_radicals),
         cmocka_unit_test(test_pi),
