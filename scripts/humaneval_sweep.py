@@ -59,6 +59,13 @@ def main():
                   (name, len(hits), len(out), want, seconds, 1000 * seconds / len(out), args.jobs))
             for o in others:
                 print("    %s: reward %s (%s)" % (o["task_id"], o["reward"], o["reason"]))
+            if want == 0.0:  # how the tests told: the check failed, or the program did not even run
+                kinds = {}
+                for o in hits:
+                    reason = o["reason"].split("first failure: ")[-1]
+                    kind = "check failed" if reason.startswith("assert") else reason.split(":")[0]
+                    kinds[kind] = kinds.get(kind, 0) + 1
+                print("    " + ", ".join("%s: %d" % kv for kv in sorted(kinds.items())))
 
 
 if __name__ == "__main__":
