@@ -56,12 +56,13 @@ static int score(void *arg, AhaRolloutGroup *group) {
     size_t row = rc == 0 ? e->rows[group->prompt_index] : 0;
     for (int s = 0; s < group->n_samples && rc == 0; s++) {
         const AhaCompletion *cp = &group->samples[s];
-        char *text = aha_tokenizer_decode(e->tok, cp->tokens, (size_t)cp->n_tokens, 1, NULL);
+        size_t text_len = 0;
+        char *text = aha_tokenizer_decode(e->tok, cp->tokens, (size_t)cp->n_tokens, 1, &text_len);
         if (!text) {
             rc = aha_error_prefix("eval: decoding");
             break;
         }
-        AhaRewardSample sample = {.prompt = e->prompts->text[row], .completion = text,
+        AhaRewardSample sample = {.prompt = e->prompts->text[row], .completion = text, .completion_len = text_len,
                                   .row_json = aha_dataset_get(e->prompts->ds, row)->json,
                                   .completion_tokens = cp->n_tokens};
         AhaRewardValue v;

@@ -97,7 +97,7 @@ static void put_group(Buf *b, const StepGroup *g, int n_comp) {
         put_i32(b, (int32_t)c->stop);
         put(b, c->tokens, (size_t)c->n_tokens * sizeof *c->tokens);
         put(b, c->logprobs, (size_t)c->n_tokens * sizeof *c->logprobs);
-        int32_t len = (int32_t)strlen(g->text[s]);
+        int32_t len = (int32_t)g->text_len[s]; /* the text may hold NULs */
         put_i32(b, len);
         put(b, g->text[s], (size_t)len);
     }
@@ -127,11 +127,12 @@ static int take_group(Reader *rd, StepBatch *b, int base, int need, int n_comp) 
     AHA_CHECK_ALLOC(grp->samples);
     grp->n_samples = G;
     g->text = aha_calloc((size_t)G, sizeof *g->text);
+    g->text_len = aha_calloc((size_t)G, sizeof *g->text_len);
     g->scores = aha_malloc((size_t)G * (size_t)n_comp * sizeof *g->scores);
     g->values = aha_calloc((size_t)G * (size_t)n_comp, sizeof *g->values);
     g->total = aha_malloc((size_t)G * sizeof *g->total);
     g->adv = aha_calloc((size_t)G, sizeof *g->adv);
-    if (!g->text || !g->scores || !g->values || !g->total || !g->adv) return -1;
+    if (!g->text || !g->text_len || !g->scores || !g->values || !g->total || !g->adv) return -1;
     for (int s = 0; s < G; s++) {
         AhaCompletion *c = &grp->samples[s];
         int32_t n = 0, stop = 0, len = 0;
@@ -151,6 +152,7 @@ static int take_group(Reader *rd, StepBatch *b, int base, int need, int n_comp) 
         AHA_CHECK_ALLOC(g->text[s]);
         AHA_TRY(take(rd, g->text[s], (size_t)len));
         g->text[s][len] = '\0';
+        g->text_len[s] = (size_t)len;
     }
     for (int i = 0; i < G * n_comp; i++) {
         AhaRewardValue *v = &g->values[i];
