@@ -5,7 +5,8 @@
 # against the CPU references, compares the whole model with the CPU on the parity fixtures
 # (tests/fixtures/policy), times the bf16 GEMM (ours and PyTorch's), the grouped expert GEMM
 # and attention, and prints one table last. Full logs go to $OUT (at most 5 files).
-# Budget: 450 s in all (AHA_DEVICE_BUDGET), every step cut to what is left.
+# Budget: 450 s in all (AHA_DEVICE_BUDGET), every step cut to what is left. Warnings are not
+# errors here (another compiler version may warn where CI's does not; CI keeps them errors).
 #
 #   scripts/device_check.sh             on the GPU machine: -DAHA_CUDA=ON, GPU checks
 #   scripts/device_check.sh --cpu-only  anywhere: the same build (CUDA compiled when nvcc is
@@ -56,12 +57,15 @@ if ! command -v nvcc >/dev/null && [ -x /usr/local/cuda/bin/nvcc ]; then
   export PATH=/usr/local/cuda/bin:$PATH
 fi
 export OMP_WAIT_POLICY=passive OPENBLAS_NUM_THREADS=1
+# aha's programs load the prefix's libraries; the toolchain and python keep the system's
+run=(env "LD_LIBRARY_PATH=$AHA_DEVICE_LIBS${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}")
 {
   echo "host $(uname -n) $(uname -r), $(nproc) cores, mode $mode"
   command -v nvidia-smi >/dev/null && nvidia-smi
   command -v nvcc >/dev/null && nvcc --version | tail -2
   cmake --version | head -1
   echo "$env_lines"
+  echo "libraries for aha's programs: $AHA_DEVICE_LIBS"
 } >"$out/gpu.txt" 2>&1
 
 # ---- build ----------------------------------------------------------------------------------
@@ -71,8 +75,9 @@ generator=()
 command -v ninja >/dev/null && generator=(-G Ninja)
 built=1
 step build.log configure 120 cmake -S . -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release \
-  -DAHA_CUDA=$cuda -DAHA_MPI=OFF -DAHA_WERROR=ON -DCMAKE_PREFIX_PATH="$prefix/usr" \
-  -DPKG_CONFIG_EXECUTABLE="$PKG_CONFIG" || built=0
+  -DAHA_CUDA=$cuda -DAHA_MPI=OFF -DAHA_WERROR=OFF -DCMAKE_PREFIX_PATH="$prefix/usr" \
+  -DPKG_CONFIG_EXECUTABLE="$PKG_CONFIG" -DCMAKE_EXE_LINKER_FLAGS="-Wl,-rpath-link,$AHA_DEVICE_LIBS" \
+  || built=0
 if (( built )); then
   step build.log build 300 cmake --build "$build" -j "$(nproc)" || built=0
 fi
@@ -80,23 +85,23 @@ fi
 
 t=$build/tests
 if (( built )); then
-  step checks.log version 30 "$build/aha" version
+  step checks.log version 30 "${run[@]}" "$build/aha" version
   # every library must come from the prefix (or be a system library the image has)
-  step checks.log libraries 30 sh -c "ldd '$build/aha' | grep -E 'yaml|pcre2|sqlite|jansson|openblas|blas|gfortran|utf8proc|seccomp|cuda|cublas'"
-  step checks.log cuda_math 60 "$t/kernels/test_cuda_math" || status=1
-  step checks.log cuda_ops 120 "$t/kernels/test_cuda_ops" || status=1
+  step checks.log libraries 30 "${run[@]}" sh -c "ldd '$build/aha' | grep -E 'yaml|pcre2|sqlite|jansson|openblas|blas|gfortran|utf8proc|seccomp|cuda|cublas'"
+  step checks.log cuda_math 60 "${run[@]}" "$t/kernels/test_cuda_math" || status=1
+  step checks.log cuda_ops 120 "${run[@]}" "$t/kernels/test_cuda_ops" || status=1
   if [ -x "$t/kernels/test_backend_ops" ]; then
-    step checks.log backend_ops 120 "$t/kernels/test_backend_ops" || status=1
+    step checks.log backend_ops 120 "${run[@]}" "$t/kernels/test_backend_ops" || status=1
   fi
-  step checks.log parity_cpu 60 "$t/policy/test_parity" || status=1
+  step checks.log parity_cpu 60 "${run[@]}" "$t/policy/test_parity" || status=1
   if grep -q AHA_BACKEND tests/policy/test_parity.c 2>/dev/null; then
-    step checks.log parity_cuda 90 env AHA_BACKEND=cuda "$t/policy/test_parity" || status=1
+    step checks.log parity_cuda 90 "${run[@]}" AHA_BACKEND=cuda "$t/policy/test_parity" || status=1
   else
     echo "-- parity_cuda: not run (the model does not run on a backend chosen by AHA_BACKEND yet)" \
       | tee -a "$out/checks.log"
   fi
   if [ -x "$build/aha_cuda_bench" ]; then
-    step bench.log cuda_bench 120 "$build/aha_cuda_bench" || status=1
+    step bench.log cuda_bench 120 "${run[@]}" "$build/aha_cuda_bench" || status=1
   else
     echo "bench skipped: aha_cuda_bench not built (no CUDA)" >>"$out/bench.log"
   fi

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Prepares .device/ (ignored by git) for the GPU machine, which has nvcc, CMake, ninja and
 # PyTorch but none of aha's Debian libraries and no network: the .deb files (runtime and
-# -dev) of every library aha links, plus pkgconf, fetched here with `apt-get download`.
+# -dev) of every library aha links (the list of CMakeLists.txt's pkg_check_modules, with
+# OpenBLAS's libgfortran), plus pkgconf, fetched here with `apt-get download`.
 # scripts/device_unpack.sh extracts them into a prefix there (never into /), and
 # scripts/device_check.sh builds against that prefix. Run on this machine, then carry
 # .device with the call (docs/gpu.md). Usage: scripts/device_prepare.sh
@@ -16,6 +17,7 @@ packages=(
   libutf8proc2 libutf8proc-dev
   libseccomp2 libseccomp-dev
   libcmocka0 libcmocka-dev
+  zlib1g zlib1g-dev
   libopenblas0-pthread libopenblas-pthread-dev libgfortran5 libquadmath0
   pkgconf pkgconf-bin libpkgconf3
 )

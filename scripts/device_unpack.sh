@@ -2,7 +2,8 @@
 # Extracts the .deb files of .device/debs (scripts/device_prepare.sh) into PREFIX with
 # `dpkg -x` (no maintainer scripts, nothing outside PREFIX), recreates the links Debian's
 # alternatives system would have made for OpenBLAS, and prints the environment that points
-# pkg-config, CMake and the loader at PREFIX and at nothing else:
+# pkg-config at PREFIX and at nothing else; AHA_DEVICE_LIBS is the loader path for aha's own
+# programs (given to them alone, never exported to the toolchain or python):
 #   eval "$(scripts/device_unpack.sh /tmp/aha-prefix)"
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,13 +32,20 @@ mkdir -p "$lib/pkgconfig"
 ln -sf ../openblas-pthread/pkgconfig/openblas.pc "$lib/pkgconfig/openblas.pc"
 # the runtime names the alternatives would provide
 ln -sf openblas-pthread/libblas.so.3 "$lib/libblas.so.3"
+# pkgconf needs its own libpkgconf: a wrapper gives it the prefix's libraries, so nothing
+# else (cmake, the compiler, the linker, python) ever loads them
+mkdir -p "$prefix/bin"
+cat >"$prefix/bin/pkg-config" <<WRAP
+#!/bin/sh
+LD_LIBRARY_PATH='$lib' exec '$prefix/usr/bin/pkgconf' "\$@"
+WRAP
+chmod +x "$prefix/bin/pkg-config"
 pc=$lib/pkgconfig:$prefix/usr/share/pkgconfig
 cat <<ENV
 export AHA_DEVICE_PREFIX='$prefix'
+export AHA_DEVICE_LIBS='$lib:$lib/openblas-pthread'
 export PKG_CONFIG_LIBDIR='$pc'
 export PKG_CONFIG_PATH=''
 export PKG_CONFIG_SYSROOT_DIR='$prefix'
-export PKG_CONFIG='$prefix/usr/bin/pkgconf'
-export LD_LIBRARY_PATH='$lib:$lib/openblas-pthread'\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}
-export PATH='$prefix/usr/bin':\$PATH
+export PKG_CONFIG='$prefix/bin/pkg-config'
 ENV

@@ -179,9 +179,11 @@ using namespace nvcuda;
 __global__ void __launch_bounds__(256)
 grouped_forward_bf16_kernel(__nv_bfloat16 *out, const __nv_bfloat16 *x, const __nv_bfloat16 *w,
                             const int *expert_off, const int *tile_off, int E, int K, int N) {
-    __shared__ __align__(16) __nv_bfloat16 As[TBM][TBK + TPAD];
-    __shared__ __align__(16) __nv_bfloat16 Bs[TBN][TBK + TPAD];
-    __shared__ __align__(16) float stage[8][16 * 16];
+    /* wmma loads and stores want 256-bit aligned tile pointers: rows of 80 bytes keep every
+     * 16-row fragment start at a multiple of 1280 bytes from an aligned base */
+    __shared__ __align__(128) __nv_bfloat16 As[TBM][TBK + TPAD];
+    __shared__ __align__(128) __nv_bfloat16 Bs[TBN][TBK + TPAD];
+    __shared__ __align__(128) float stage[8][16 * 16];
     int tile = blockIdx.y;
     if (tile >= tile_off[E]) return;
     int e = aha_dm_find_segment(tile_off, E, tile);
