@@ -713,196 +713,259 @@ static int log_base(MathCtx *ctx, int i, int *ok) {
     return i;
 }
 
+/* The tokenizer's place in ctx->text; each lex_* function reads one token at s[i]. */
+typedef struct {
+    MathCtx *ctx;
+    const char *s;  /* ctx->text */
+    int i;          /* the next character */
+    int begin;      /* where the token being read starts */
+    int spaced;     /* white space came before it */
+    int digit_args; /* after \frac, \binom, \sqrt: arguments still read as single digits (\frac12) */
+    int *ok;        /* cleared when the text is not an answer the parser can read */
+    int stop;       /* a word: the answer reads as text, so tokens end here with *ok still set */
+} Lexer;
+
+/* Where the number at s[i] ends: digits with thousands separators, a decimal part, a repeating
+ * part \overline{...} (its digits in [*repeat_begin, *repeat_end)), an exponent. */
+static int number_end(const char *s, int i, int *integer, int *repeat_begin, int *repeat_end) {
+    int j = i, run = 0;
+    while (isdigit((unsigned char)s[j])) j++, run++;
+    /* Thousands separators: 1,234,567 or 1 234 567 (groups of exactly three, one kind of
+     * separator). */
+    char separator = s[j];
+    if (run >= 1 && run <= 3 && s[i] != '0' && (separator == ',' || separator == ' '))
+        while (s[j] == separator && isdigit((unsigned char)s[j + 1]) && isdigit((unsigned char)s[j + 2]) &&
+               isdigit((unsigned char)s[j + 3]) && !isdigit((unsigned char)s[j + 4]) &&
+               !(separator == ' ' && s[j + 4] == '/'))
+            j += 4;
+    if (s[j] == '.' && (isdigit((unsigned char)s[j + 1]) || strncmp(s + j + 1, "\\overline{", 10) == 0)) {
+        *integer = 0;
+        j++;
+        while (isdigit((unsigned char)s[j])) j++;
+    }
+    if (!*integer && strncmp(s + j, "\\overline{", 10) == 0) {
+        int r = j + 10;
+        while (isdigit((unsigned char)s[r])) r++;
+        if (s[r] == '}' && r > j + 10) {
+            *repeat_begin = j + 10;
+            *repeat_end = r;
+            j = r + 1;
+        }
+    }
+    if ((s[j] == 'e' || s[j] == 'E') &&
+        (isdigit((unsigned char)s[j + 1]) || ((s[j + 1] == '-' || s[j + 1] == '+') && isdigit((unsigned char)s[j + 2])))) {
+        *integer = 0;
+        j += 2;
+        while (isdigit((unsigned char)s[j])) j++;
+    }
+    return j;
+}
+
+/* The value of the number in s[i, j), separators left out, a repeating part added. */
+static int number_value(const char *s, int i, int j, int repeat_begin, int repeat_end, double *value) {
+    char small[64], *digits = small;
+    if (j - i + 1 > (int)sizeof small && !(digits = aha_malloc((size_t)(j - i + 1)))) return -1;
+    int k = 0, decimals = -1;
+    for (int t = i; t < (repeat_begin >= 0 ? repeat_begin - 10 : j); t++) {
+        if (s[t] == ',' || s[t] == ' ') continue;
+        if (decimals >= 0) decimals++;
+        if (s[t] == '.') decimals = 0;
+        digits[k++] = s[t];
+    }
+    digits[k] = '\0';
+    *value = strtod(digits, NULL);
+    if (repeat_begin >= 0) { /* 0.1\overline{6} = 0.1 + 6 / (10 * 9) */
+        double repeat = 0, nines = 1;
+        for (int t = repeat_begin; t < repeat_end; t++) repeat = repeat * 10 + (s[t] - '0'), nines *= 10;
+        *value += repeat / (pow(10, decimals > 0 ? decimals : 0) * (nines - 1));
+    }
+    if (digits != small) free(digits);
+    return 0;
+}
+
+/* A number; `pending` digit arguments make it a single digit (\frac12). */
+static int lex_number(Lexer *x, int pending) {
+    MathCtx *ctx = x->ctx;
+    const char *s = x->s;
+    int i = x->i, j, integer = 1, repeat_begin = -1, repeat_end = -1;
+    if (pending > 0 && isdigit((unsigned char)s[i])) {
+        j = i + 1; /* \frac12: each argument is one digit, as in TeX */
+        x->digit_args = pending - 1;
+    } else {
+        j = number_end(s, i, &integer, &repeat_begin, &repeat_end);
+    }
+    double value;
+    if (number_value(s, i, j, repeat_begin, repeat_end, &value) != 0) return -1;
+    if (push(ctx, TK_NUM, 0, x->begin, j, x->spaced) != 0) return -1;
+    ctx->tokens[ctx->ntokens - 1].number = value;
+    ctx->tokens[ctx->ntokens - 1].is_integer = integer;
+    /* A base subscript (204_5) is part of how the number is written. */
+    int sb, se;
+    if (s[j] == '_') {
+        int after = subscript(s, j, &sb, &se);
+        if (after < 0) *x->ok = 0;
+        else j = after;
+        ctx->tokens[ctx->ntokens - 1].text_end = j;
+        int base = 0;
+        for (int t = sb; after >= 0 && t < se && base < 1000; t++)
+            base = isdigit((unsigned char)s[t]) ? base * 10 + (s[t] - '0') : 1000;
+        ctx->tokens[ctx->ntokens - 1].base = base;
+    }
+    x->i = j;
+    return 0;
+}
+
+/* A run of letters: a function name, a word (the answer is text), or one variable a letter. */
+static int lex_letters(Lexer *x) {
+    MathCtx *ctx = x->ctx;
+    const char *s = x->s;
+    int i = x->i, j = i;
+    char c = s[i];
+    while (is_letter(s[j])) j++;
+    int f = function_index(s + i, (size_t)(j - i));
+    if (f >= 0) {
+        if (push(ctx, TK_FUNC, f, x->begin, j, x->spaced) != 0) return -1;
+        return (x->i = log_base(ctx, j, x->ok)) < 0 ? -1 : 0;
+    }
+    if (j - i >= 3) {
+        ctx->looks_textual = 1;
+        x->stop = 1;
+        return 0;
+    }
+    /* Each letter is its own variable (xy = x*y); a subscript binds to the last. */
+    if (c == 'e' && s[i + 1] != '_' && ctx->euler) { /* Euler's number */
+        if (push(ctx, TK_EULER, 0, x->begin, x->begin + 1, x->spaced) != 0) return -1;
+        x->i = i + 1;
+        return 0;
+    }
+    if (push(ctx, TK_IDENT, 0, x->begin, x->begin + 1, x->spaced) != 0) return -1;
+    ctx->idents++;
+    ctx->e_idents += c == 'e' && s[i + 1] != '_';
+    char name[64];
+    size_t n = 0;
+    name[n++] = c;
+    x->i = ++i;
+    int sb, se;
+    if (s[i] == '_') {
+        int after = subscript(s, i, &sb, &se);
+        if (after < 0) {
+            *x->ok = 0;
+            return 0;
+        }
+        name[n++] = '_';
+        for (int t = sb; t < se && n < sizeof name; t++)
+            if (s[t] != ' ' && s[t] != '{' && s[t] != '}') name[n++] = s[t];
+        x->i = after;
+        ctx->tokens[ctx->ntokens - 1].text_end = after;
+    }
+    ctx->tokens[ctx->ntokens - 1].name = math_hash(name, n);
+    return 0;
+}
+
+/* A command \name (see command()). */
+static int lex_command(Lexer *x) {
+    MathCtx *ctx = x->ctx;
+    int i = x->i, j = i + 1;
+    while (is_letter(x->s[j])) j++;
+    int before = ctx->ntokens;
+    if (command(ctx, x->s + i + 1, (size_t)(j - i - 1), x->begin, j, x->spaced, &x->digit_args, x->ok) != 0)
+        return -1;
+    i = ctx->ntokens > before ? ctx->tokens[ctx->ntokens - 1].text_end : j;
+    if (ctx->ntokens > before && ctx->tokens[ctx->ntokens - 1].kind == TK_IDENT) ctx->idents++;
+    if (ctx->ntokens > before && (i = log_base(ctx, i, x->ok)) < 0) return -1;
+    x->i = i;
+    return 0;
+}
+
+/* A backslash before a symbol: \{ \} (a set), \\ (a matrix row), \| . */
+static int lex_escape(Lexer *x) {
+    char d = x->s[x->i + 1];
+    MathTokenKind kind;
+    if (d == '{') kind = TK_LSET;
+    else if (d == '}') kind = TK_RSET;
+    else if (d == '\\') kind = TK_ROWSEP;
+    else if (d == '|') kind = TK_BAR;
+    else {
+        *x->ok = 0;
+        return 0;
+    }
+    if (push(x->ctx, kind, 0, x->begin, x->i + 2, x->spaced) != 0) return -1;
+    x->i += 2;
+    return 0;
+}
+
+/* An operator, a relation or a bracket. */
+static int lex_symbol(Lexer *x) {
+    const char *s = x->s;
+    int i = x->i;
+    MathTokenKind kind;
+    int sub = 0, len = 1;
+    switch (s[i]) {
+    case '+': kind = TK_PLUS; break;
+    case '-': kind = TK_MINUS; break;
+    case '*': kind = TK_STAR; break;
+    case '/': kind = TK_SLASH; break;
+    case ':': kind = TK_SLASH; break; /* a ratio 3:4 */
+    case '^': kind = TK_CARET; break; /* x^10 is x to the tenth, as people mean it */
+    case '!':
+        if (s[i + 1] == '=') kind = TK_REL, sub = REL_NE, len = 2;
+        else kind = TK_BANG;
+        break;
+    case '%': kind = TK_PERCENT; break;
+    case '|': kind = TK_BAR; break;
+    case '(': kind = TK_LPAREN; break;
+    case ')': kind = TK_RPAREN; break;
+    case '[': kind = TK_LBRACK; break;
+    case ']': kind = TK_RBRACK; break;
+    case '{': kind = TK_LBRACE; break;
+    case '}': kind = TK_RBRACE; break;
+    case ',': kind = TK_COMMA; break;
+    case ';': kind = TK_COMMA; break;
+    case '&': kind = TK_AMP; break;
+    case '=': kind = TK_REL, sub = REL_EQ; break;
+    case '<':
+        kind = TK_REL, sub = REL_LT;
+        if (s[i + 1] == '=') sub = REL_LE, len = 2;
+        break;
+    case '>':
+        kind = TK_REL, sub = REL_GT;
+        if (s[i + 1] == '=') sub = REL_GE, len = 2;
+        break;
+    default: *x->ok = 0; return 0;
+    }
+    if (push(x->ctx, kind, sub, x->begin, i + len, x->spaced) != 0) return -1;
+    x->i += len;
+    return 0;
+}
+
 int math_tokenize(MathCtx *ctx, int *ok) {
-    const char *s = ctx->text;
-    int i = 0, spaced = 0, digit_args = 0;
+    Lexer x = {.ctx = ctx, .s = ctx->text, .ok = ok};
+    const char *s = x.s;
     *ok = 1;
     ctx->ntokens = 0;
-    while (s[i] && *ok) {
+    while (s[x.i] && *ok) {
         if (ctx->ntokens > MATH_MAX_TOKENS) {
             *ok = 0;
             break;
         }
-        char c = s[i];
+        char c = s[x.i];
         if (isspace((unsigned char)c)) {
-            spaced = 1;
-            i++;
+            x.spaced = 1;
+            x.i++;
             continue;
         }
-        int begin = i, pending = digit_args;
-        digit_args = 0;
-        if (isdigit((unsigned char)c) || (c == '.' && isdigit((unsigned char)s[i + 1]))) {
-            int j = i, integer = 1, repeat_begin = -1, repeat_end = -1;
-            if (pending > 0 && isdigit((unsigned char)c)) {
-                j = i + 1; /* \frac12: each argument is one digit, as in TeX */
-                digit_args = pending - 1;
-            } else {
-                int run = 0;
-                while (isdigit((unsigned char)s[j])) j++, run++;
-                /* Thousands separators: 1,234,567 or 1 234 567 (groups of exactly three, one
-                 * kind of separator). */
-                char separator = s[j];
-                if (run >= 1 && run <= 3 && c != '0' && (separator == ',' || separator == ' '))
-                    while (s[j] == separator && isdigit((unsigned char)s[j + 1]) &&
-                           isdigit((unsigned char)s[j + 2]) && isdigit((unsigned char)s[j + 3]) &&
-                           !isdigit((unsigned char)s[j + 4]) && !(separator == ' ' && s[j + 4] == '/'))
-                        j += 4;
-                if (s[j] == '.' && (isdigit((unsigned char)s[j + 1]) || strncmp(s + j + 1, "\\overline{", 10) == 0)) {
-                    integer = 0;
-                    j++;
-                    while (isdigit((unsigned char)s[j])) j++;
-                }
-                if (!integer && strncmp(s + j, "\\overline{", 10) == 0) {
-                    int r = j + 10;
-                    while (isdigit((unsigned char)s[r])) r++;
-                    if (s[r] == '}' && r > j + 10) {
-                        repeat_begin = j + 10;
-                        repeat_end = r;
-                        j = r + 1;
-                    }
-                }
-                if ((s[j] == 'e' || s[j] == 'E') &&
-                    (isdigit((unsigned char)s[j + 1]) ||
-                     ((s[j + 1] == '-' || s[j + 1] == '+') && isdigit((unsigned char)s[j + 2])))) {
-                    integer = 0;
-                    j += 2;
-                    while (isdigit((unsigned char)s[j])) j++;
-                }
-            }
-            char small[64], *digits = small;
-            if (j - i + 1 > (int)sizeof small && !(digits = aha_malloc((size_t)(j - i + 1)))) return -1;
-            int k = 0, decimals = -1;
-            for (int t = i; t < (repeat_begin >= 0 ? repeat_begin - 10 : j); t++) {
-                if (s[t] == ',' || s[t] == ' ') continue;
-                if (decimals >= 0) decimals++;
-                if (s[t] == '.') decimals = 0;
-                digits[k++] = s[t];
-            }
-            digits[k] = '\0';
-            double value = strtod(digits, NULL);
-            if (repeat_begin >= 0) { /* 0.1\overline{6} = 0.1 + 6 / (10 * 9) */
-                double repeat = 0, nines = 1;
-                for (int t = repeat_begin; t < repeat_end; t++) repeat = repeat * 10 + (s[t] - '0'), nines *= 10;
-                value += repeat / (pow(10, decimals > 0 ? decimals : 0) * (nines - 1));
-            }
-            if (digits != small) free(digits);
-            if (push(ctx, TK_NUM, 0, begin, j, spaced) != 0) return -1;
-            ctx->tokens[ctx->ntokens - 1].number = value;
-            ctx->tokens[ctx->ntokens - 1].is_integer = integer;
-            /* A base subscript (204_5) is part of how the number is written. */
-            int sb, se;
-            if (s[j] == '_') {
-                int after = subscript(s, j, &sb, &se);
-                if (after < 0) *ok = 0;
-                else j = after;
-                ctx->tokens[ctx->ntokens - 1].text_end = j;
-                int base = 0;
-                for (int t = sb; after >= 0 && t < se && base < 1000; t++)
-                    base = isdigit((unsigned char)s[t]) ? base * 10 + (s[t] - '0') : 1000;
-                ctx->tokens[ctx->ntokens - 1].base = base;
-            }
-            i = j;
-        } else if (is_letter(c)) {
-            int j = i;
-            while (is_letter(s[j])) j++;
-            int f = function_index(s + i, (size_t)(j - i));
-            if (f >= 0) {
-                if (push(ctx, TK_FUNC, f, begin, j, spaced) != 0) return -1;
-                if ((i = log_base(ctx, j, ok)) < 0) return -1;
-            } else if (j - i >= 3) {
-                ctx->looks_textual = 1;
-                return 0;
-            } else {
-                /* Each letter is its own variable (xy = x*y); a subscript binds to the last. */
-                if (c == 'e' && s[i + 1] != '_' && ctx->euler) { /* Euler's number */
-                    if (push(ctx, TK_EULER, 0, begin, begin + 1, spaced) != 0) return -1;
-                    i++;
-                    spaced = 0;
-                    continue;
-                }
-                if (push(ctx, TK_IDENT, 0, begin, begin + 1, spaced) != 0) return -1;
-                ctx->idents++;
-                ctx->e_idents += c == 'e' && s[i + 1] != '_';
-                char name[64];
-                size_t n = 0;
-                name[n++] = c;
-                i++;
-                int sb, se;
-                if (s[i] == '_') {
-                    int after = subscript(s, i, &sb, &se);
-                    if (after < 0) {
-                        *ok = 0;
-                        break;
-                    }
-                    name[n++] = '_';
-                    for (int t = sb; t < se && n < sizeof name; t++)
-                        if (s[t] != ' ' && s[t] != '{' && s[t] != '}') name[n++] = s[t];
-                    i = after;
-                    ctx->tokens[ctx->ntokens - 1].text_end = i;
-                }
-                ctx->tokens[ctx->ntokens - 1].name = math_hash(name, n);
-            }
-        } else if (c == '\\' && is_letter(s[i + 1])) {
-            int j = i + 1;
-            while (is_letter(s[j])) j++;
-            int before = ctx->ntokens;
-            if (command(ctx, s + i + 1, (size_t)(j - i - 1), begin, j, spaced, &digit_args, ok) != 0) return -1;
-            i = ctx->ntokens > before ? ctx->tokens[ctx->ntokens - 1].text_end : j;
-            if (ctx->ntokens > before && ctx->tokens[ctx->ntokens - 1].kind == TK_IDENT) ctx->idents++;
-            if (ctx->ntokens > before && (i = log_base(ctx, i, ok)) < 0) return -1;
-        } else if (c == '\\') {
-            char d = s[i + 1];
-            MathTokenKind kind;
-            if (d == '{') kind = TK_LSET;
-            else if (d == '}') kind = TK_RSET;
-            else if (d == '\\') kind = TK_ROWSEP;
-            else if (d == '|') kind = TK_BAR;
-            else {
-                *ok = 0;
-                break;
-            }
-            if (push(ctx, kind, 0, begin, i + 2, spaced) != 0) return -1;
-            i += 2;
-        } else {
-            MathTokenKind kind;
-            int sub = 0, len = 1;
-            switch (c) {
-            case '+': kind = TK_PLUS; break;
-            case '-': kind = TK_MINUS; break;
-            case '*': kind = TK_STAR; break;
-            case '/': kind = TK_SLASH; break;
-            case ':': kind = TK_SLASH; break; /* a ratio 3:4 */
-            case '^': kind = TK_CARET; break; /* x^10 is x to the tenth, as people mean it */
-            case '!':
-                if (s[i + 1] == '=') kind = TK_REL, sub = REL_NE, len = 2;
-                else kind = TK_BANG;
-                break;
-            case '%': kind = TK_PERCENT; break;
-            case '|': kind = TK_BAR; break;
-            case '(': kind = TK_LPAREN; break;
-            case ')': kind = TK_RPAREN; break;
-            case '[': kind = TK_LBRACK; break;
-            case ']': kind = TK_RBRACK; break;
-            case '{': kind = TK_LBRACE; break;
-            case '}': kind = TK_RBRACE; break;
-            case ',': kind = TK_COMMA; break;
-            case ';': kind = TK_COMMA; break;
-            case '&': kind = TK_AMP; break;
-            case '=': kind = TK_REL, sub = REL_EQ; break;
-            case '<':
-                kind = TK_REL, sub = REL_LT;
-                if (s[i + 1] == '=') sub = REL_LE, len = 2;
-                break;
-            case '>':
-                kind = TK_REL, sub = REL_GT;
-                if (s[i + 1] == '=') sub = REL_GE, len = 2;
-                break;
-            default: *ok = 0; continue;
-            }
-            if (push(ctx, kind, sub, begin, i + len, spaced) != 0) return -1;
-            i += len;
-        }
-        spaced = 0;
+        int pending = x.digit_args;
+        x.begin = x.i;
+        x.digit_args = 0;
+        int rc;
+        if (isdigit((unsigned char)c) || (c == '.' && isdigit((unsigned char)s[x.i + 1]))) rc = lex_number(&x, pending);
+        else if (is_letter(c)) rc = lex_letters(&x);
+        else if (c == '\\' && is_letter(s[x.i + 1])) rc = lex_command(&x);
+        else if (c == '\\') rc = lex_escape(&x);
+        else rc = lex_symbol(&x);
+        if (rc != 0) return -1;
+        if (x.stop) return 0;
+        x.spaced = 0;
     }
     return 0;
 }

@@ -2,7 +2,9 @@
  *
  * The table (core/recipe_schema.c) drives parsing, validation, --set overrides, the YAML dump
  * and the docs check; docs/recipes.md lists every key. To add a key: add a field to the
- * section struct below and one row to the table. Nothing else needs to change.
+ * section struct below and one row to the table. Nothing else needs to change. Loading is in
+ * core/recipe.c; one file each holds fields, rewards, --set, suggestions, equality and the
+ * dump (core/recipe_internal.h lists them).
  *
  * Relative paths in a recipe resolve against the current working directory (like most CLI
  * tools), and are kept and reported exactly as written. */
