@@ -20,7 +20,7 @@ _Static_assert(sizeof(AhaModelInit) == sizeof(int) && sizeof(AhaSaveDtype) == si
                    sizeof(AhaTemplate) == sizeof(int) && sizeof(AhaAdvantage) == sizeof(int) &&
                    sizeof(AhaRewardCombine) == sizeof(int) && sizeof(AhaRatioLevel) == sizeof(int) &&
                    sizeof(AhaLossAgg) == sizeof(int) && sizeof(AhaKlEstimator) == sizeof(int) &&
-                   sizeof(AhaSchedule) == sizeof(int) && sizeof(AhaBackend) == sizeof(int) &&
+                   sizeof(AhaSchedule) == sizeof(int) && sizeof(AhaCommBackend) == sizeof(int) &&
                    sizeof(AhaRewardType) == sizeof(int) && sizeof(AhaRewardExtract) == sizeof(int) &&
                    sizeof(AhaFormatMatch) == sizeof(int) && sizeof(AhaCodeMode) == sizeof(int),
                "recipe enums are stored as int");

@@ -15,7 +15,7 @@
 #include "aha/rng.h"
 #include "rollout/forward.h"
 #include "rollout/kvcache.h"
-#include "rollout/matmul.h"
+#include "kernels/cpu/matmul_invariant.h"
 #include "rollout/sample.h"
 
 typedef struct Sequence {

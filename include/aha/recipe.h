@@ -38,7 +38,7 @@ typedef enum {
 } AhaLossAgg;
 typedef enum { AHA_KL_K1, AHA_KL_K2, AHA_KL_K3 } AhaKlEstimator;
 typedef enum { AHA_SCHEDULE_CONSTANT, AHA_SCHEDULE_COSINE } AhaSchedule;
-typedef enum { AHA_BACKEND_NONE, AHA_BACKEND_MPI, AHA_BACKEND_NCCL } AhaBackend;
+typedef enum { AHA_BACKEND_NONE, AHA_BACKEND_MPI, AHA_BACKEND_NCCL } AhaCommBackend; /* distributed.backend */
 
 /* AhaRewardType, AhaRewardExtract and AhaCodeMode come from aha/reward_types.h; the YAML
  * names follow their order. */
@@ -151,7 +151,7 @@ typedef struct {
 } AhaPretrainSection;
 
 typedef struct {
-    AhaBackend backend;
+    AhaCommBackend backend;
     int world_size;   /* 0 = the launcher's; else checked against it */
     int zero1;        /* AdamW moments sharded over the data-parallel ranks */
     int expert_parallel; /* ranks per expert group (1 = none) */

@@ -121,7 +121,7 @@ typedef int (*AhaGroupSink)(void *ctx, AhaRolloutGroup *group);
 
 /* Batch invariance. OpenBLAS sgemm rounds a row differently depending on how many rows
  * share the call and how threads split it, so the sampler decodes with a kernels table in
- * which matmul_forward is replaced by a batch-invariant product (rollout/matmul.h): then a
+ * which matmul_forward is replaced by a batch-invariant product (kernels/cpu/matmul_invariant.h): then a
  * completion never depends on its batch, prefix sharing or the thread count. out = base
  * with that replacement (when base is the CPU backend or its reference; other backends are
  * copied unchanged). A trainer that sets model->kernels to such a table for its forward

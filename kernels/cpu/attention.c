@@ -19,9 +19,11 @@ static float dot(const float *a, const float *b, int n) {
 }
 
 /* The reference row with vectorizable dot products (reassociated sums), any head_dim. */
-static void row_forward_plain(float *out, float *probs, const float *q, const float *k,
-                              const float *v, int len, int kv_stride, int heads, int kv_heads,
-                              int head_dim) {
+/* out NULL: only the probabilities (the backward's recompute; the same bits). lse [heads]
+ * (NULL ok) receives max + log(sum of exponentials) of each head's scores. */
+static void row_forward_plain(float *out, float *probs, float *lse, const float *q,
+                              const float *k, const float *v, int len, int kv_stride, int heads,
+                              int kv_heads, int head_dim) {
     int group = heads / kv_heads;
     float scale = 1.0f / sqrtf((float)head_dim);
     for (int h = 0; h < heads; h++) {
@@ -38,7 +40,13 @@ static void row_forward_plain(float *out, float *probs, const float *q, const fl
             p[j] = expf(p[j] - max);
             sum += p[j];
         }
-        float inv = 1.0f / sum, *oh = out + (size_t)h * head_dim;
+        if (lse) lse[h] = max + logf(sum);
+        float inv = 1.0f / sum;
+        if (out == NULL) {
+            for (int j = 0; j < len; j++) p[j] *= inv;
+            continue;
+        }
+        float *oh = out + (size_t)h * head_dim;
         memset(oh, 0, sizeof(float) * head_dim);
         for (int j = 0; j < len; j++) {
             p[j] *= inv;
@@ -86,8 +94,8 @@ static void dots(float *dst, const float *a, const float *b, size_t stride, int 
     for (; j < len; j++) dst[j] = dot1(a, b + j * stride, n) * scale;
 }
 
-/* p[j] = exp(p[j] - max) / sum, all j < len */
-static void softmax_inplace(float *p, int len) {
+/* p[j] = exp(p[j] - max) / sum, all j < len; *lse (NULL ok) = max + log(sum) */
+static void softmax_inplace(float *p, int len, float *lse) {
     /* the maximum is exact in any order; eight lanes avoid a serial chain of compares */
     __m256 m8 = _mm256_set1_ps(-INFINITY);
     int j = 0;
@@ -115,7 +123,9 @@ static void softmax_inplace(float *p, int len) {
                                                  _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))));
         vsum = _mm256_add_ps(vsum, e);
     }
-    __m256 inv = _mm256_set1_ps(1.0f / vec_hsum(vsum));
+    float sum = vec_hsum(vsum);
+    if (lse) *lse = max + logf(sum);
+    __m256 inv = _mm256_set1_ps(1.0f / sum);
     for (j = 0; j + 8 <= len; j += 8) _mm256_storeu_ps(p + j, _mm256_mul_ps(_mm256_loadu_ps(p + j), inv));
     float sinv = _mm256_cvtss_f32(inv);
     for (; j < len; j++) p[j] *= sinv;
@@ -221,41 +231,48 @@ static void weighted_values(float *out0, float *out1, const float *p0, const flo
 
 /* Query heads of one KV group go two at a time, so each key and value row is loaded once
  * for both; every head's numbers are the same as when computed alone. */
-static void row_forward_avx2(float *out, float *probs, const float *q, const float *k,
-                             const float *v, int len, int kv_stride, int heads, int kv_heads,
-                             int head_dim) {
+static void row_forward_avx2(float *out, float *probs, float *lse, const float *q,
+                             const float *k, const float *v, int len, int kv_stride, int heads,
+                             int kv_heads, int head_dim) {
     int group = heads / kv_heads;
     float scale = 1.0f / sqrtf((float)head_dim);
     for (int h = 0; h < heads;) {
         size_t kv_off = (size_t)(h / group) * head_dim;
         int pair = h + 1 < heads && (h + 1) / group == h / group;
         float *p0 = probs + (size_t)h * len, *p1 = pair ? p0 + len : NULL;
-        float *o0 = out + (size_t)h * head_dim, *o1 = pair ? o0 + head_dim : NULL;
+        float *o0 = out ? out + (size_t)h * head_dim : NULL, *o1 = out && pair ? o0 + head_dim : NULL;
         const float *q0 = q + (size_t)h * head_dim;
+        float *l0 = lse ? lse + h : NULL, *l1 = lse ? lse + h + 1 : NULL;
         if (pair) {
             dots2(p0, p1, q0, q0 + head_dim, k + kv_off, (size_t)kv_stride, len, head_dim, scale);
-            softmax_inplace(p0, len);
-            softmax_inplace(p1, len);
+            softmax_inplace(p0, len, l0);
+            softmax_inplace(p1, len, l1);
         } else {
             dots(p0, q0, k + kv_off, (size_t)kv_stride, len, head_dim, scale);
-            softmax_inplace(p0, len);
+            softmax_inplace(p0, len, l0);
         }
-        weighted_values(o0, o1, p0, p1, v + kv_off, (size_t)kv_stride, len, head_dim);
+        if (out) weighted_values(o0, o1, p0, p1, v + kv_off, (size_t)kv_stride, len, head_dim);
         h += pair ? 2 : 1;
     }
 }
 #endif
 
-void aha_cpu_attention_row_forward(float *out, float *probs, const float *q, const float *k,
-                                   const float *v, int len, int kv_stride, int heads,
-                                   int kv_heads, int head_dim) {
+void aha_cpu_attention_row(float *out, float *probs, float *lse, const float *q, const float *k,
+                           const float *v, int len, int kv_stride, int heads, int kv_heads,
+                           int head_dim) {
 #ifdef AHA_VEC_AVX2
     if (head_dim % 8 == 0) {
-        row_forward_avx2(out, probs, q, k, v, len, kv_stride, heads, kv_heads, head_dim);
+        row_forward_avx2(out, probs, lse, q, k, v, len, kv_stride, heads, kv_heads, head_dim);
         return;
     }
 #endif
-    row_forward_plain(out, probs, q, k, v, len, kv_stride, heads, kv_heads, head_dim);
+    row_forward_plain(out, probs, lse, q, k, v, len, kv_stride, heads, kv_heads, head_dim);
+}
+
+void aha_cpu_attention_row_forward(float *out, float *probs, const float *q, const float *k,
+                                   const float *v, int len, int kv_stride, int heads,
+                                   int kv_heads, int head_dim) {
+    aha_cpu_attention_row(out, probs, NULL, q, k, v, len, kv_stride, heads, kv_heads, head_dim);
 }
 
 void aha_cpu_attention_forward(float *out, float *probs, const float *q, const float *k,
@@ -278,17 +295,20 @@ void aha_cpu_attention_forward(float *out, float *probs, const float *q, const f
     }
 }
 
-/* Plain backward of one (sequence, KV head): any head_dim. dp is [len] scratch. */
+/* Plain backward of one (sequence, KV head): any head_dim. dp is [len] scratch. ps holds
+ * row i of the probabilities at p_heads*i*(i+1)/2, head h at (h - p_h0)*(i+1) within it
+ * (every head of the sequence, or only this KV head's group). */
 static void backward_plain(float *dq, float *dk, float *dv, const float *dout, const float *q,
-                           const float *k, const float *v, const float *ps, int start, int len,
-                           int kh, int heads, int kv_heads, int head_dim, float *dp) {
+                           const float *k, const float *v, const float *ps, int p_heads,
+                           int p_h0, int start, int len, int kh, int heads, int kv_heads,
+                           int head_dim, float *dp) {
     int qd = heads * head_dim, kvd = kv_heads * head_dim, group = heads / kv_heads;
     float scale = 1.0f / sqrtf((float)head_dim);
     size_t kv_off = (size_t)kh * head_dim;
     for (int i = 0; i < len; i++) {
         size_t t = (size_t)(start + i);
         for (int h = kh * group; h < (kh + 1) * group; h++) {
-            const float *p = ps + (size_t)heads * i * (i + 1) / 2 + (size_t)h * (i + 1);
+            const float *p = ps + (size_t)p_heads * i * (i + 1) / 2 + (size_t)(h - p_h0) * (i + 1);
             const float *dy = dout + t * qd + (size_t)h * head_dim;
             const float *qh = q + t * qd + (size_t)h * head_dim;
             float *dqh = dq ? dq + t * qd + (size_t)h * head_dim : NULL;
@@ -331,10 +351,11 @@ typedef struct {
     const float *ps;        /* the sequence's probabilities */
     size_t qd, kvd;
     int len, heads, head_dim;
+    int p_heads, p_h0;      /* ps layout: see backward_plain */
     float scale;
 } BackTask;
 
-#define P_AT(t, h, i, j) ((t)->ps[(size_t)(t)->heads * (i) * ((i) + 1) / 2 + (size_t)(h) * ((i) + 1) + (j)])
+#define P_AT(t, h, i, j) ((t)->ps[(size_t)(t)->p_heads * (i) * ((i) + 1) / 2 + (size_t)((h) - (t)->p_h0) * ((i) + 1) + (j)])
 
 /* dq rows (qd stride) += ds rows [len] @ key rows, for one or two heads (dq1 may be NULL) */
 static void dq_rows(const BackTask *t, float *dq0, float *dq1, const float *ds0, const float *ds1,
@@ -423,12 +444,13 @@ static void back_keys(const BackTask *t, int h, const float *q, const float *dou
             __m256 v0 = k0, v1 = k0, v2 = k0, v3 = k0;
             /* dS[i][j] and P[i][j] by offsets that grow with i, not recomputed products */
             size_t at_ds = (size_t)j * (j + 1) / 2 + j;
-            size_t at_p = (size_t)t->heads * j * (j + 1) / 2 + (size_t)h * (j + 1) + j;
+            size_t hl = (size_t)(h - t->p_h0);
+            size_t at_p = (size_t)t->p_heads * j * (j + 1) / 2 + hl * (j + 1) + j;
             for (int i = j; i < t->len; i++) {
                 __m256 bs = _mm256_set1_ps(ds[at_ds]);
                 __m256 bp = _mm256_set1_ps(t->ps[at_p]);
                 at_ds += (size_t)i + 1;
-                at_p += (size_t)t->heads * (i + 1) + (size_t)h;
+                at_p += (size_t)t->p_heads * (i + 1) + hl;
                 const float *qi = qb + (size_t)i * t->qd + d, *dyi = dyb + (size_t)i * t->qd + d;
                 k0 = _mm256_fmadd_ps(bs, _mm256_loadu_ps(qi), k0);
                 k1 = _mm256_fmadd_ps(bs, _mm256_loadu_ps(qi + 8), k1);
@@ -471,10 +493,12 @@ static void back_keys(const BackTask *t, int h, const float *q, const float *dou
 
 /* ds: scratch of two triangles of len(len+1)/2 floats */
 static void backward_avx2(float *dq, float *dk, float *dv, const float *dout, const float *q,
-                          const float *k, const float *v, const float *ps, int start, int len,
-                          int kh, int heads, int kv_heads, int head_dim, float *ds) {
+                          const float *k, const float *v, const float *ps, int p_heads,
+                          int p_h0, int start, int len, int kh, int heads, int kv_heads,
+                          int head_dim, float *ds) {
     BackTask t = {.ps = ps, .qd = (size_t)heads * head_dim, .kvd = (size_t)kv_heads * head_dim,
-                  .len = len, .heads = heads, .head_dim = head_dim,
+                  .len = len, .heads = heads, .head_dim = head_dim, .p_heads = p_heads,
+                  .p_h0 = p_h0,
                   .scale = 1.0f / sqrtf((float)head_dim)};
     t.kb = k + (size_t)start * t.kvd + (size_t)kh * head_dim;
     t.vb = v + (size_t)start * t.kvd + (size_t)kh * head_dim;
@@ -528,13 +552,99 @@ void aha_cpu_attention_backward(float *dq, float *dk, float *dv, const float *do
             const float *ps = probs + aha_attention_probs_offset(seq_start, s, heads);
 #ifdef AHA_VEC_AVX2
             if (fast) {
-                backward_avx2(dq, dk, dv, dout, q, k, v, ps, start, len, kh, heads, kv_heads,
+                backward_avx2(dq, dk, dv, dout, q, k, v, ps, heads, 0, start, len, kh, heads, kv_heads,
                               head_dim, buf);
                 continue;
             }
 #endif
-            backward_plain(dq, dk, dv, dout, q, k, v, ps, start, len, kh, heads, kv_heads,
+            backward_plain(dq, dk, dv, dout, q, k, v, ps, heads, 0, start, len, kh, heads, kv_heads,
                            head_dim, buf);
+        }
+    }
+    free(bufs);
+}
+
+/* ---- the backend's attention: no probability matrix kept ------------------------------ */
+
+/* Every row runs the decoder's row kernel (so training and decoding agree bit for bit),
+ * with a per-thread softmax buffer; lse[t, h] keeps each head's log-sum-exp. */
+void aha_cpu_attention_forward_lse(AhaBackend *be, float *out, float *lse, const float *q,
+                                   const float *k, const float *v, const AhaSeqs *seqs,
+                                   int heads, int kv_heads, int head_dim) {
+    int qd = heads * head_dim, kvd = kv_heads * head_dim, n_seqs = seqs->n_seqs;
+    const int *seq_start = seqs->seq_start;
+    int threaded = seqs->n_rows >= 64 && !omp_in_parallel();
+    int threads = threaded ? omp_get_max_threads() : 1;
+    size_t per = (size_t)heads * (seqs->max_len > 0 ? seqs->max_len : 1);
+    float *bufs = malloc(sizeof(float) * per * (size_t)threads);
+    if (bufs == NULL) {
+        aha_backend_fail(be, "attention: no memory for %d softmax buffers of %zu floats", threads, per);
+        return;
+    }
+#pragma omp parallel num_threads(threads) if (threaded)
+    {
+        float *probs = bufs + per * (size_t)omp_get_thread_num();
+        for (int s = 0; s < n_seqs; s++) {
+            int start = seq_start[s], len = seq_start[s + 1] - start;
+#pragma omp for schedule(dynamic, 8) nowait
+            for (int i = 0; i < len; i++) {
+                size_t t = (size_t)(start + i);
+                aha_cpu_attention_row(out + t * qd, probs, lse ? lse + t * heads : NULL, q + t * qd,
+                                      k + (size_t)start * kvd, v + (size_t)start * kvd, i + 1, kvd,
+                                      heads, kv_heads, head_dim);
+            }
+        }
+    }
+    free(bufs);
+}
+
+/* One task per (sequence, KV head), as the stored-probability backward above: the task
+ * first recomputes its group's probabilities with the forward's own row code (the same
+ * bits the forward had), then runs the same backward on them. out and lse are not needed. */
+void aha_cpu_attention_backward_recompute(AhaBackend *be, float *dq, float *dk, float *dv,
+                                          const float *dout, const float *q, const float *k,
+                                          const float *v, const AhaSeqs *seqs, int heads,
+                                          int kv_heads, int head_dim) {
+    int n_seqs = seqs->n_seqs, group = heads / kv_heads, max_len = seqs->max_len;
+    int qd = heads * head_dim, kvd = kv_heads * head_dim;
+    const int *seq_start = seqs->seq_start;
+    int fast = 0;
+#ifdef AHA_VEC_AVX2
+    fast = head_dim % 8 == 0;
+#endif
+    size_t tri = (size_t)max_len * (max_len + 1) / 2;
+    size_t p_size = (size_t)group * tri;
+    size_t work = fast ? 2 * tri : (size_t)max_len; /* dS triangles, or one dP row */
+    size_t per = p_size + work + 1;
+    int tasks = n_seqs * kv_heads;
+    int threaded = tasks > 1 && seqs->n_rows >= 64 && !omp_in_parallel();
+    int threads = threaded ? omp_get_max_threads() : 1;
+    float *bufs = malloc(sizeof(float) * per * (size_t)threads);
+    if (bufs == NULL) {
+        aha_backend_fail(be, "attention backward: no memory for %d buffers of %zu floats", threads, per);
+        return;
+    }
+#pragma omp parallel num_threads(threads) if (threaded)
+    {
+        float *ps = bufs + per * (size_t)omp_get_thread_num(), *scratch = ps + p_size;
+#pragma omp for schedule(dynamic, 1)
+        for (int task = 0; task < tasks; task++) {
+            int s = task / kv_heads, kh = task % kv_heads;
+            int start = seq_start[s], len = seq_start[s + 1] - start;
+            const float *kb = k + (size_t)start * kvd + (size_t)kh * head_dim;
+            for (int i = 0; i < len; i++)
+                aha_cpu_attention_row(NULL, ps + (size_t)group * i * (i + 1) / 2, NULL,
+                                      q + (size_t)(start + i) * qd + (size_t)kh * group * head_dim,
+                                      kb, NULL, i + 1, kvd, group, 1, head_dim);
+#ifdef AHA_VEC_AVX2
+            if (fast) {
+                backward_avx2(dq, dk, dv, dout, q, k, v, ps, group, kh * group, start, len, kh,
+                              heads, kv_heads, head_dim, scratch);
+                continue;
+            }
+#endif
+            backward_plain(dq, dk, dv, dout, q, k, v, ps, group, kh * group, start, len, kh, heads,
+                           kv_heads, head_dim, scratch);
         }
     }
     free(bufs);

@@ -2,6 +2,7 @@
  * modules is a build error here), this list names every header in include/aha/, and every
  * header compiles on its own as C++ with C linkage for its declarations (the CUDA sources
  * include them from .cu files). */
+#include "aha/backend.h"
 #include "aha/char_tokenizer.h"
 #include "aha/corpus.h"
 #include "aha/cuda.h"
@@ -41,6 +42,7 @@
 #include <cmocka.h>
 
 static const char *const included[] = {
+    "backend.h",
     "char_tokenizer.h",
     "corpus.h",
     "cuda.h",

@@ -12,7 +12,7 @@
 #include <cmocka.h>
 
 #include "aha/rng.h"
-#include "rollout/matmul.h"
+#include "kernels/cpu/matmul_invariant.h"
 
 static float *random_floats(size_t n, uint64_t stream) {
     AhaRng rng;

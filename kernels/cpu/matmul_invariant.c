@@ -1,8 +1,8 @@
-/* The batch-invariant product (see rollout/matmul.h). Every output element, in the
+/* The batch-invariant product (see matmul_invariant.h). Every output element, in the
  * reference and in the AVX2 kernel alike, is acc = fma(x[i], w[i], acc) for i = 0..k-1
  * from acc = 0, then acc + bias: one vector lane of the kernel does exactly what fmaf does
  * in the reference, so the results are bit-identical. */
-#include "rollout/matmul.h"
+#include "kernels/cpu/matmul_invariant.h"
 
 #include <math.h>
 #include <stddef.h>

@@ -9,8 +9,8 @@
  * input in steps of 8, a fixed horizontal sum, then the remaining inputs in order, then the
  * bias. Register blocking (4 rows x 3 columns) only changes which elements are computed
  * together. */
-#ifndef AHA_ROLLOUT_MATMUL_H
-#define AHA_ROLLOUT_MATMUL_H
+#ifndef AHA_KERNELS_CPU_MATMUL_INVARIANT_H
+#define AHA_KERNELS_CPU_MATMUL_INVARIANT_H
 
 /* out[n,out_dim] = in[n,in_dim] @ weight[out_dim,in_dim]^T (+ bias[out_dim] if not NULL):
  * the signature of AhaKernels.matmul_forward. OpenMP over tiles of the output. */
