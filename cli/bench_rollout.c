@@ -138,9 +138,11 @@ int bench_rollout(int argc, char **argv) {
     cfg.moe_intermediate_size = 256;
     cfg.intermediate_size = 1024;
     cfg.norm_topk_prob = 1;
-    AhaModel *m = aha_model_create(&cfg);
-    if (!m) return cli_fail("bench rollout");
-    aha_model_init_random(m, 1, 0.02f);
+    AhaModel *m = aha_model_create(&cfg, NULL);
+    if (!m || aha_model_init_random(m, 1, 0.02f) != 0) {
+        aha_model_free(m);
+        return cli_fail("bench rollout");
+    }
 
     int32_t **tokens = calloc((size_t)prompts, sizeof *tokens);
     int *lens = calloc((size_t)prompts, sizeof *lens);

@@ -130,8 +130,8 @@ static int run_train(AhaModel *m, AhaAdamW *opt, const AhaBatch *b, const int *t
         AHA_TRY(aha_model_logprobs(m, targets, 1.0f, lp, NULL));
         for (int t = 0; t < T; t++) dlogprob[t] = -1.0f / T;
         AHA_TRY(aha_model_backward(m, dlogprob, 0.001f));
-        aha_clip_grad_norm(m->grads.memory, m->grads.count, 1.0f);
-        aha_adamw_step(opt, m->params.memory, m->grads.memory, 1e-3f);
+        aha_clip_grad_norm(m->backend, m->grads.memory, m->grads.count, 1.0f);
+        AHA_TRY(aha_adamw_step(opt, m->params.memory, m->grads.memory, 1e-3f));
         double dt = now_s() - t0, dc = cpu_s() - c0;
         if (s > 0 && dt < best) {
             best = dt;
@@ -218,9 +218,11 @@ int bench_train(int argc, char **argv) {
         context += len * (len + 1) / 2.0;
     }
     context /= T;
-    AhaModel *m = aha_model_create(&cfg);
-    if (m == NULL) return cli_fail("bench train");
-    aha_model_init_random(m, 1, 0.02f);
+    AhaModel *m = aha_model_create(&cfg, NULL);
+    if (m == NULL || aha_model_init_random(m, 1, 0.02f) != 0) {
+        aha_model_free(m);
+        return cli_fail("bench train");
+    }
     int *tokens = malloc(sizeof(int) * T), *targets = malloc(sizeof(int) * T);
     float *dlogprob = malloc(sizeof(float) * T), *lp = malloc(sizeof(float) * T);
     if (!tokens || !targets || !dlogprob || !lp) {
@@ -243,7 +245,8 @@ int bench_train(int argc, char **argv) {
     int rc = 0;
     Result results[8];
     double fpt = flops_per_token(&cfg, context);
-    if (aha_adamw_init(&adam, m->params.count, &acfg) != 0 || aha_model_alloc_grads(m) != 0) {
+    if (aha_adamw_init(&adam, m->backend, m->params.count, &acfg) != 0 ||
+        aha_model_alloc_grads(m) != 0) {
         rc = cli_fail("bench train");
         goto done;
     }

@@ -1,6 +1,6 @@
-/* The parameter arena: one float32 allocation carved, in Hugging Face tensor order, into the
- * shape-commented pointers of AhaParams; the tensor table names every piece. Gradients use
- * the same layout in their own arena. */
+/* The parameter arena: one float32 allocation of backend memory carved, in Hugging Face
+ * tensor order, into the shape-commented pointers of AhaParams; the tensor table names every
+ * piece. Gradients use the same layout in their own arena. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -97,15 +97,17 @@ static void carve(const AhaModelConfig *c, Carver *cv, AhaParams *p) {
     p->lm_head = c->tie_word_embeddings ? p->embed_tokens : take(cv, V, H, "lm_head.weight");
 }
 
-static int alloc_arena(const AhaModelConfig *c, AhaParams *p, AhaTensor *table) {
+/* a zeroed arena of backend memory */
+static int alloc_arena(AhaBackend *be, const AhaModelConfig *c, AhaParams *p, AhaTensor *table) {
     Carver count = {0};
     AhaParams tmp;
     AhaLayerWeights layers[AHA_MAX_LAYERS];
     tmp.layers = layers;
     carve(c, &count, &tmp);
     p->count = count.offset;
-    p->memory = aha_calloc(p->count, sizeof(float));
+    p->memory = be->alloc(be, p->count * sizeof(float));
     if (p->memory == NULL) return aha_error_prefix("parameter arena of %zu floats", p->count);
+    be->zero(be, p->memory, p->count * sizeof(float));
     if (p->layers == NULL) {
         p->layers = aha_calloc((size_t)c->num_layers, sizeof(AhaLayerWeights));
         if (p->layers == NULL) return -1;
@@ -115,7 +117,7 @@ static int alloc_arena(const AhaModelConfig *c, AhaParams *p, AhaTensor *table) 
     return 0;
 }
 
-AhaModel *aha_model_create(const AhaModelConfig *cfg) {
+AhaModel *aha_model_create(const AhaModelConfig *cfg, AhaBackend *backend) {
     if (aha_model_config_validate(cfg) != 0) {
         aha_error_prefix("model config");
         return NULL;
@@ -123,7 +125,15 @@ AhaModel *aha_model_create(const AhaModelConfig *cfg) {
     AhaModel *m = aha_calloc(1, sizeof *m);
     if (m == NULL) return NULL;
     m->cfg = *cfg;
-    m->kernels = aha_kernels_cpu();
+    m->backend = backend;
+    if (backend == NULL) {
+        m->backend = aha_backend_create("cpu", NULL);
+        m->owns_backend = 1;
+        if (m->backend == NULL) {
+            free(m);
+            return NULL;
+        }
+    }
     Carver count = {0};
     AhaParams tmp;
     AhaLayerWeights layers[AHA_MAX_LAYERS];
@@ -132,7 +142,8 @@ AhaModel *aha_model_create(const AhaModelConfig *cfg) {
     m->num_tensors = count.count;
     m->tensors = aha_calloc((size_t)m->num_tensors, sizeof(AhaTensor));
     m->acts = aha_calloc(1, sizeof(AhaActivations));
-    if (m->tensors == NULL || m->acts == NULL || alloc_arena(cfg, &m->params, m->tensors) != 0) {
+    if (m->tensors == NULL || m->acts == NULL ||
+        alloc_arena(m->backend, cfg, &m->params, m->tensors) != 0) {
         aha_model_free(m);
         return NULL;
     }
@@ -141,23 +152,44 @@ AhaModel *aha_model_create(const AhaModelConfig *cfg) {
 
 void aha_model_free(AhaModel *m) {
     if (m == NULL) return;
-    free(m->params.memory);
+    AhaBackend *be = m->backend;
+    be->free(be, m->params.memory);
     free(m->params.layers);
-    free(m->grads.memory);
+    be->free(be, m->grads.memory);
     free(m->grads.layers);
     free(m->tensors);
-    aha_activations_free(m->acts);
-    free(m->scratch);
+    aha_activations_free(be, m->acts);
+    be->free(be, m->scratch);
+    if (m->owns_backend) aha_backend_free(be);
     free(m);
+}
+
+int aha_model_set_backend(AhaModel *m, AhaBackend *backend, int owned) {
+    /* memory stays: the new context must reach it (host memory, or the same device) */
+    AHA_REQUIRE(backend && ((backend->host_memory && m->backend->host_memory) ||
+                            (strcmp(backend->name, m->backend->name) == 0 &&
+                             backend->device == m->backend->device)),
+                "model backend: a model on %s (device %d) can only move to another context of the "
+                "same backend and device, not %s", m->backend->name, m->backend->device,
+                backend ? backend->name : "(none)");
+    if (backend == m->backend) {
+        m->owns_backend = m->owns_backend || owned;
+        return 0;
+    }
+    AHA_TRY(m->backend->sync(m->backend));
+    if (m->owns_backend) aha_backend_free(m->backend);
+    m->backend = backend;
+    m->owns_backend = owned;
+    return 0;
 }
 
 int aha_model_alloc_grads(AhaModel *m) {
     if (m->grads.memory) return 0;
-    return alloc_arena(&m->cfg, &m->grads, NULL);
+    return alloc_arena(m->backend, &m->cfg, &m->grads, NULL);
 }
 
 void aha_model_zero_grads(AhaModel *m) {
-    if (m->grads.memory) memset(m->grads.memory, 0, m->grads.count * sizeof(float));
+    if (m->grads.memory) m->backend->zero(m->backend, m->grads.memory, m->grads.count * sizeof(float));
 }
 
 int aha_model_num_tensors(const AhaModel *m) { return m->num_tensors; }
@@ -177,8 +209,13 @@ int aha_model_copy_params(AhaModel *dst, const AhaModel *src) {
     AHA_REQUIRE(dst->params.count == src->params.count &&
                     memcmp(&dst->cfg, &src->cfg, sizeof dst->cfg) == 0,
                 "copy_params: the two models have different configs");
-    memcpy(dst->params.memory, src->params.memory, src->params.count * sizeof(float));
-    return 0;
+    AHA_REQUIRE(strcmp(dst->backend->name, src->backend->name) == 0,
+                "copy_params: a model on %s cannot take parameters from one on %s",
+                dst->backend->name, src->backend->name);
+    AHA_TRY(src->backend->sync(src->backend));
+    dst->backend->copy(dst->backend, dst->params.memory, src->params.memory,
+                       src->params.count * sizeof(float));
+    return dst->backend->sync(dst->backend);
 }
 
 /* splitmix64: a small generator with a well-mixed output for any seed */
@@ -191,20 +228,33 @@ static uint64_t next_u64(uint64_t *s) {
 
 static double uniform01(uint64_t *s) { return ((next_u64(s) >> 11) + 0.5) * (1.0 / 9007199254740992.0); }
 
-void aha_model_init_random(AhaModel *m, uint64_t seed, float std) {
+/* Values are made on the host a tensor at a time and uploaded (on the CPU backends that is
+ * one memcpy per tensor). */
+int aha_model_init_random(AhaModel *m, uint64_t seed, float std) {
     uint64_t state = seed;
+    size_t largest = 0;
+    for (int i = 0; i < m->num_tensors; i++)
+        if (m->tensors[i].numel > largest) largest = m->tensors[i].numel;
+    float *host = aha_malloc(largest * sizeof(float));
+    if (host == NULL) return aha_error_prefix("random initialization");
     for (int i = 0; i < m->num_tensors; i++) {
         AhaTensor *t = &m->tensors[i];
         size_t len = strlen(t->name);
         int is_bias = len > 5 && strcmp(t->name + len - 5, ".bias") == 0;
         int is_norm = strstr(t->name, "norm.weight") != NULL;
         for (size_t j = 0; j < t->numel; j++) {
-            if (is_bias) t->data[j] = 0.0f;
-            else if (is_norm) t->data[j] = 1.0f;
+            if (is_bias) host[j] = 0.0f;
+            else if (is_norm) host[j] = 1.0f;
             else {
                 double u1 = uniform01(&state), u2 = uniform01(&state);
-                t->data[j] = (float)(std * sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2));
+                host[j] = (float)(std * sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2));
             }
         }
+        if (m->backend->upload(m->backend, t->data, host, t->numel * sizeof(float)) != 0) {
+            free(host);
+            return aha_error_prefix("random initialization of %s", t->name);
+        }
     }
+    free(host);
+    return 0;
 }

@@ -1,6 +1,5 @@
 /* The backward pass: from d(loss)/d(logprob) through the LM head (recomputing logits in row
  * chunks), the layers in reverse, to the embedding; plus the load-balancing loss. */
-#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,48 +48,48 @@ static size_t carve(const AhaModelConfig *c, int T, int C, float *base, Grads *g
 static void head_backward(const AhaModel *m, ActsPart *A, AhaParams *grads,
                           const float *dlogprob, float temperature, Grads *g, int C) {
     const AhaModelConfig *c = &m->cfg;
-    const AhaKernels *K = m->kernels;
+    AhaBackend *K = m->backend;
     int T = A->T, H = c->hidden_size, V = c->vocab_size;
-    memset(g->dln, 0, sizeof(float) * (size_t)T * H);
+    K->zero(K, g->dln, sizeof(float) * (size_t)T * H);
     for (int r0 = 0; r0 < T; r0 += C) {
         int n = T - r0 < C ? T - r0 : C;
         const float *lnf = A->lnf + (size_t)r0 * H;
-        K->matmul_forward(g->logits, lnf, m->params.lm_head, NULL, n, H, V);
-        K->logprob_backward(g->dlogits, dlogprob + r0, g->logits, A->targets + r0, n, V,
+        K->matmul_forward(K, g->logits, lnf, m->params.lm_head, NULL, n, H, V);
+        K->logprob_backward(K, g->dlogits, dlogprob + r0, g->logits, A->targets + r0, n, V,
                             temperature);
-        K->matmul_backward(g->dln + (size_t)r0 * H, grads->lm_head, NULL, g->dlogits, lnf,
+        K->matmul_backward(K, g->dln + (size_t)r0 * H, grads->lm_head, NULL, g->dlogits, lnf,
                            m->params.lm_head, n, H, V);
     }
-    memset(g->dx, 0, sizeof(float) * (size_t)T * H);
-    K->rmsnorm_backward(g->dx, grads->final_norm, g->dln, A->x_final, m->params.final_norm,
+    K->zero(K, g->dx, sizeof(float) * (size_t)T * H);
+    K->rmsnorm_backward(K, g->dx, grads->final_norm, g->dln, A->x_final, m->params.final_norm,
                         A->rstdf, T, H);
 }
 
 static void layer_backward(const AhaModel *m, ActsPart *A, AhaLayerWeights *gw, int l, Grads *g,
                            const float *aux) {
     const AhaModelConfig *c = &m->cfg;
-    const AhaKernels *K = m->kernels;
+    AhaBackend *K = m->backend;
     const LayerActs *a = &A->layers[l];
     const AhaLayerWeights *w = &m->params.layers[l];
     int T = A->T, H = c->hidden_size, QD = c->num_heads * c->head_dim,
         KD = c->num_kv_heads * c->head_dim;
     size_t n = (size_t)T;
     /* FFN: g->dx holds d/d(layer output); the residual passes it to x_mid unchanged */
-    memset(g->dln, 0, sizeof(float) * n * H);
+    K->zero(K, g->dln, sizeof(float) * n * H);
     ffn_backward(m, l, gw, a, g->dln, g->dx, aux, T, g->ffn);
-    K->rmsnorm_backward(g->dx, gw->post_norm, g->dln, a->x_mid, w->post_norm, a->rstd2, T, H);
+    K->rmsnorm_backward(K, g->dx, gw->post_norm, g->dln, a->x_mid, w->post_norm, a->rstd2, T, H);
     /* attention */
-    memset(g->dattn, 0, sizeof(float) * n * QD);
-    K->matmul_backward(g->dattn, gw->o_proj, NULL, g->dx, a->attn, w->o_proj, T, QD, H);
-    memset(g->dq, 0, sizeof(float) * n * QD);
-    memset(g->dk, 0, sizeof(float) * n * KD);
-    memset(g->dv, 0, sizeof(float) * n * KD);
-    K->attention_backward(g->dq, g->dk, g->dv, g->dattn, a->q, a->k, a->v, a->probs,
-                          A->seq_start, A->n_seqs, c->num_heads, c->num_kv_heads, c->head_dim);
-    memset(g->dln, 0, sizeof(float) * n * H);
+    K->zero(K, g->dattn, sizeof(float) * n * QD);
+    K->matmul_backward(K, g->dattn, gw->o_proj, NULL, g->dx, a->attn, w->o_proj, T, QD, H);
+    K->zero(K, g->dq, sizeof(float) * n * QD);
+    K->zero(K, g->dk, sizeof(float) * n * KD);
+    K->zero(K, g->dv, sizeof(float) * n * KD);
+    K->attention_backward(K, g->dq, g->dk, g->dv, g->dattn, a->q, a->k, a->v, a->attn, a->lse,
+                          &A->seqs, c->num_heads, c->num_kv_heads, c->head_dim);
+    K->zero(K, g->dln, sizeof(float) * n * H);
     attention_qkv_backward(m, l, gw, a, g->dln, g->dq, g->dk, g->dv, g->dpre_q, g->dpre_k,
                            A->pos, T);
-    K->rmsnorm_backward(g->dx, gw->input_norm, g->dln, a->x_in, w->input_norm, a->rstd1, T, H);
+    K->rmsnorm_backward(K, g->dx, gw->input_norm, g->dln, a->x_in, w->input_norm, a->rstd1, T, H);
 }
 
 /* One part's whole backward, accumulating into grads. */
@@ -103,12 +102,7 @@ static void backward_part(const AhaModel *m, ActsPart *A, AhaParams *grads,
     head_backward(m, A, grads, dlogprob, temperature, &g, head_rows(c, T));
     for (int l = c->num_layers - 1; l >= 0; l--)
         layer_backward(m, A, &grads->layers[l], l, &g, aux);
-    float *gemb = grads->embed_tokens;
-    for (int t = 0; t < T; t++) {
-        float *row = gemb + (size_t)A->tokens[t] * H;
-        const float *d = g.dx + (size_t)t * H;
-        for (int i = 0; i < H; i++) row[i] += d[i];
-    }
+    m->backend->scatter_add_rows(m->backend, grads->embed_tokens, g.dx, A->tokens, T, H);
 }
 
 /* A view of `memory` laid out like `like` (same offsets); layers[L] receives the layers. */
@@ -150,20 +144,18 @@ static void rebase_params(AhaParams *out, AhaLayerWeights *layers, const AhaPara
 #undef REBASE
 }
 
-/* Scratch for one part, and for parts after the first a private gradient arena. */
-static int prepare_part(AhaModel *m, ActsPart *p, int index) {
+/* Scratch for one part, its dlogprob uploaded into p->io + 2T, and for parts after the
+ * first a private gradient arena. */
+static int prepare_part(AhaModel *m, ActsPart *p, int index, const float *dlogprob) {
+    AhaBackend *B = m->backend;
     Grads counted;
     size_t need = carve(&m->cfg, p->T, head_rows(&m->cfg, p->T), NULL, &counted);
-    if (need > p->scratch_capacity) {
-        free(p->scratch);
-        p->scratch_capacity = 0;
-        p->scratch = aha_malloc(need * sizeof(float));
-        if (p->scratch == NULL) return aha_error_prefix("backward scratch (%d tokens)", p->T);
-        p->scratch_capacity = need;
-    }
+    AHA_TRY(backend_reserve(B, &p->scratch, &p->scratch_capacity, need, "backward scratch"));
+    AHA_TRY(backend_reserve(B, &p->io, &p->io_capacity, 4 * (size_t)p->T, "backward"));
+    AHA_TRY(B->upload(B, p->io + 2 * p->T, dlogprob + p->row0, sizeof(float) * (size_t)p->T));
     if (index == 0) return 0;
     if (p->grad_memory == NULL) {
-        p->grad_memory = aha_malloc(m->grads.count * sizeof(float));
+        p->grad_memory = B->alloc(B, m->grads.count * sizeof(float));
         if (p->grad_memory == NULL) return aha_error_prefix("gradients of a batch part");
     }
     rebase_params(&p->grads, p->grad_layers, &m->grads, p->grad_memory, m->cfg.num_layers);
@@ -177,42 +169,39 @@ int aha_model_backward(AhaModel *m, const float *dlogprob, float aux_coef) {
                 "backward: call aha_model_forward and aha_model_logprobs first");
     AHA_TRY(aha_model_alloc_grads(m));
     int n = A->n_parts;
-    for (int i = 0; i < n; i++) AHA_TRY(prepare_part(m, A->part[i], i));
+    AhaBackend *B = m->backend;
+    for (int i = 0; i < n; i++) AHA_TRY(prepare_part(m, A->part[i], i, dlogprob));
     const float *aux = NULL;
     if (aux_coef != 0.0f && c->num_experts > 0) {
         /* part 0's Grads.aux [E]: carved for every part, unused by backward_part */
         Grads g0;
         carve(c, A->part[0]->T, head_rows(c, A->part[0]->T), A->part[0]->scratch, &g0);
-        aux_loss_dprob(m, aux_coef, g0.aux);
+        float *host = aha_malloc(sizeof(float) * (size_t)c->num_experts);
+        if (host == NULL) return aha_error_prefix("backward");
+        int rc = aux_loss_dprob(m, aux_coef, host);
+        if (rc == 0) rc = B->upload(B, g0.aux, host, sizeof(float) * (size_t)c->num_experts);
+        free(host);
+        AHA_TRY(rc);
         aux = g0.aux;
     }
     size_t count = m->grads.count;
     if (n == 1) { /* outside a parallel region, see aha_model_forward */
-        backward_part(m, A->part[0], &m->grads, dlogprob, A->temperature, aux);
-        return 0;
+        ActsPart *p = A->part[0];
+        backward_part(m, p, &m->grads, p->io + 2 * p->T, A->temperature, aux);
+        return B->sync(B);
     }
-#pragma omp parallel num_threads(n)
-    {
-        /* part 0 accumulates into m->grads, the others into their own zeroed arenas */
-#pragma omp for schedule(static, 1)
-        for (int i = 0; i < n; i++) {
-            ActsPart *p = A->part[i];
-            AhaParams *grads = &m->grads;
-            if (i > 0) {
-                memset(p->grad_memory, 0, count * sizeof(float));
-                grads = &p->grads;
-            }
-            backward_part(m, p, grads, dlogprob + p->row0, A->temperature, aux);
+    /* part 0 accumulates into m->grads, the others into their own zeroed arenas */
+#pragma omp parallel for schedule(static, 1) num_threads(n)
+    for (int i = 0; i < n; i++) {
+        ActsPart *p = A->part[i];
+        AhaParams *grads = &m->grads;
+        if (i > 0) {
+            B->zero(B, p->grad_memory, count * sizeof(float));
+            grads = &p->grads;
         }
-        /* then every thread adds a slice of the other parts into m->grads, in part order */
-        int tid = omp_get_thread_num(), nth = omp_get_num_threads();
-        size_t lo = count * (size_t)tid / (size_t)nth, hi = count * (size_t)(tid + 1) / (size_t)nth;
-        for (int i = 1; i < n; i++) {
-            const float *src = A->part[i]->grad_memory;
-            float *dst = m->grads.memory;
-#pragma omp simd
-            for (size_t j = lo; j < hi; j++) dst[j] += src[j];
-        }
+        backward_part(m, p, grads, p->io + 2 * p->T, A->temperature, aux);
     }
-    return 0;
+    /* then the other parts are added into m->grads, in part order */
+    for (int i = 1; i < n; i++) B->add(B, m->grads.memory, A->part[i]->grad_memory, count);
+    return B->sync(B);
 }

@@ -1,19 +1,11 @@
 /* The per-layer building blocks a KV-cache decoder calls for N rows at arbitrary positions.
- * They run the training forward's own functions over temporaries in m->scratch. */
-#include <stdlib.h>
-#include <string.h>
-
+ * They run the training forward's own functions over temporaries in m->scratch (backend
+ * memory, as every array they take). */
 #include "aha/error.h"
 #include "model_internal.h"
 
 static int scratch(AhaModel *m, size_t count, float **out) {
-    if (count > m->scratch_count) {
-        free(m->scratch);
-        m->scratch_count = 0;
-        m->scratch = aha_malloc(count * sizeof(float));
-        if (m->scratch == NULL) return aha_error_prefix("model scratch");
-        m->scratch_count = count;
-    }
+    AHA_TRY(backend_reserve(m->backend, &m->scratch, &m->scratch_count, count, "model scratch"));
     *out = m->scratch;
     return 0;
 }
@@ -23,6 +15,7 @@ static int scratch(AhaModel *m, size_t count, float **out) {
 static int layer_temps(AhaModel *m, int layer, int n, LayerActs *a, float **y) {
     size_t nf = 0, ni = 0;
     layer_acts_carve(&m->cfg, layer, a, n, 0, NULL, &nf, NULL, &ni);
+    nf = (nf + 15) / 16 * 16; /* the int part stays 64-byte aligned */
     size_t ny = (size_t)n * m->cfg.hidden_size;
     float *base = NULL;
     AHA_TRY(scratch(m, nf + ny + ni, &base));
@@ -40,13 +33,8 @@ static int check_layer(const AhaModel *m, int layer, int n) {
 }
 
 int aha_model_embed(AhaModel *m, float *x, const int *tokens, int n) {
-    int H = m->cfg.hidden_size;
-    for (int t = 0; t < n; t++) {
-        AHA_REQUIRE(tokens[t] >= 0 && tokens[t] < m->cfg.vocab_size,
-                    "embed: token %d at row %d is outside the vocabulary [0, %d)", tokens[t], t,
-                    m->cfg.vocab_size);
-        memcpy(x + (size_t)t * H, m->params.embed_tokens + (size_t)tokens[t] * H, sizeof(float) * H);
-    }
+    AHA_REQUIRE(n > 0, "embed: expected at least one row, got %d", n);
+    m->backend->gather_rows(m->backend, x, m->params.embed_tokens, tokens, n, m->cfg.hidden_size);
     return 0;
 }
 
@@ -60,9 +48,10 @@ int aha_layer_qkv(AhaModel *m, int layer, float *q, float *k, float *v, const fl
     attention_qkv_forward(m, layer, &a, pos, n);
     size_t QD = (size_t)m->cfg.num_heads * m->cfg.head_dim,
            KD = (size_t)m->cfg.num_kv_heads * m->cfg.head_dim;
-    memcpy(q, a.q, sizeof(float) * n * QD);
-    memcpy(k, a.k, sizeof(float) * n * KD);
-    memcpy(v, a.v, sizeof(float) * n * KD);
+    AhaBackend *B = m->backend;
+    B->copy(B, q, a.q, sizeof(float) * n * QD);
+    B->copy(B, k, a.k, sizeof(float) * n * KD);
+    B->copy(B, v, a.v, sizeof(float) * n * KD);
     return 0;
 }
 
@@ -71,8 +60,9 @@ int aha_layer_attn_out(AhaModel *m, int layer, float *x, const float *attn, int 
     int H = m->cfg.hidden_size, QD = m->cfg.num_heads * m->cfg.head_dim;
     float *y = NULL;
     AHA_TRY(scratch(m, (size_t)n * H, &y));
-    m->kernels->matmul_forward(y, attn, m->params.layers[layer].o_proj, NULL, n, QD, H);
-    for (size_t i = 0; i < (size_t)n * H; i++) x[i] += y[i];
+    AhaBackend *B = m->backend;
+    B->matmul_forward(B, y, attn, m->params.layers[layer].o_proj, NULL, n, QD, H);
+    B->add(B, x, y, (size_t)n * H);
     return 0;
 }
 
@@ -82,10 +72,11 @@ int aha_layer_ffn(AhaModel *m, int layer, float *x, int n) {
     LayerActs a;
     float *y = NULL;
     AHA_TRY(layer_temps(m, layer, n, &a, &y));
-    m->kernels->rmsnorm_forward(a.ln2, a.rstd2, x, m->params.layers[layer].post_norm, n,
-                                c->hidden_size, c->rms_norm_eps);
+    AhaBackend *B = m->backend;
+    B->rmsnorm_forward(B, a.ln2, a.rstd2, x, m->params.layers[layer].post_norm, n,
+                       c->hidden_size, c->rms_norm_eps);
     ffn_forward(m, layer, &a, y, n);
-    for (size_t i = 0; i < (size_t)n * c->hidden_size; i++) x[i] += y[i];
+    B->add(B, x, y, (size_t)n * c->hidden_size);
     return 0;
 }
 
@@ -94,9 +85,8 @@ int aha_model_head(AhaModel *m, float *logits, const float *x, int n) {
     const AhaModelConfig *c = &m->cfg;
     float *lnf = NULL;
     AHA_TRY(scratch(m, (size_t)n * c->hidden_size, &lnf));
-    m->kernels->rmsnorm_forward(lnf, NULL, x, m->params.final_norm, n, c->hidden_size,
-                                c->rms_norm_eps);
-    m->kernels->matmul_forward(logits, lnf, m->params.lm_head, NULL, n, c->hidden_size,
-                               c->vocab_size);
+    AhaBackend *B = m->backend;
+    B->rmsnorm_forward(B, lnf, NULL, x, m->params.final_norm, n, c->hidden_size, c->rms_norm_eps);
+    B->matmul_forward(B, logits, lnf, m->params.lm_head, NULL, n, c->hidden_size, c->vocab_size);
     return 0;
 }

@@ -1,9 +1,13 @@
-/* The training forward over a packed batch, the activation arena it fills, per-token
- * log-probs and entropy, the load-balancing loss and expert load statistics. */
+/* The training forward over a packed batch, the activation arena it fills (backend memory),
+ * per-token log-probs and entropy, the load-balancing loss and expert load statistics. Every
+ * op is a backend op; the host keeps the batch's bookkeeping (tokens, positions, packing,
+ * uploaded) and reads back the log-probs and the [L,E] expert statistics. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "aha/error.h"
+#include "aha/kernels.h"
 #include "model_internal.h"
 
 static float *take_f(float *base, size_t *n, size_t count) {
@@ -18,7 +22,7 @@ static int *take_i(int *base, size_t *n, size_t count) {
     return p;
 }
 
-void layer_acts_carve(const AhaModelConfig *c, int layer, LayerActs *a, int T, size_t P,
+void layer_acts_carve(const AhaModelConfig *c, int layer, LayerActs *a, int T, int with_lse,
                       float *fb, size_t *nf, int *ib, size_t *ni) {
     size_t n = (size_t)T, H = c->hidden_size, QD = (size_t)c->num_heads * c->head_dim,
            KD = (size_t)c->num_kv_heads * c->head_dim;
@@ -35,7 +39,7 @@ void layer_acts_carve(const AhaModelConfig *c, int layer, LayerActs *a, int T, s
     a->q = take_f(fb, nf, n * QD);
     a->k = take_f(fb, nf, n * KD);
     a->v = take_f(fb, nf, n * KD);
-    a->probs = P ? take_f(fb, nf, P) : NULL;
+    a->lse = with_lse ? take_f(fb, nf, n * (size_t)c->num_heads) : NULL;
     a->attn = take_f(fb, nf, n * QD);
     a->ln2 = take_f(fb, nf, n * H);
     a->rstd2 = take_f(fb, nf, n);
@@ -73,8 +77,8 @@ void layer_acts_carve(const AhaModelConfig *c, int layer, LayerActs *a, int T, s
 }
 
 /* Lays out (or, with NULL bases, counts) one part's training arena. */
-static void part_carve(const AhaModelConfig *c, ActsPart *A, int T, int n_seqs, size_t P,
-                       float *fb, size_t *nf, int *ib, size_t *ni) {
+static void part_carve(const AhaModelConfig *c, ActsPart *A, int T, int n_seqs, float *fb,
+                       size_t *nf, int *ib, size_t *ni) {
     size_t n = (size_t)T, H = c->hidden_size, LE = (size_t)c->num_layers * c->num_experts;
     A->tokens = take_i(ib, ni, n);
     A->pos = take_i(ib, ni, n);
@@ -84,7 +88,7 @@ static void part_carve(const AhaModelConfig *c, ActsPart *A, int T, int n_seqs, 
         LayerActs *a = &A->layers[l];
         a->x_in = take_f(fb, nf, n * H);
         a->x_mid = take_f(fb, nf, n * H);
-        layer_acts_carve(c, l, a, T, P, fb, nf, ib, ni);
+        layer_acts_carve(c, l, a, T, 1, fb, nf, ib, ni);
     }
     A->x_final = take_f(fb, nf, n * H);
     A->lnf = take_f(fb, nf, n * H);
@@ -93,40 +97,42 @@ static void part_carve(const AhaModelConfig *c, ActsPart *A, int T, int n_seqs, 
     A->prob_sum = take_f(fb, nf, LE);
 }
 
-static int ensure_part(const AhaModelConfig *c, ActsPart *A, int T, int n_seqs, size_t P) {
-    size_t nf = 0, ni = 0;
-    part_carve(c, A, T, n_seqs, P, NULL, &nf, NULL, &ni);
-    if (nf > A->float_capacity) {
-        free(A->floats);
-        A->float_capacity = 0;
-        A->floats = aha_malloc(nf * sizeof(float));
-        if (A->floats == NULL) return aha_error_prefix("activation arena (%d tokens)", T);
-        A->float_capacity = nf;
-    }
-    if (ni > A->int_capacity) {
-        free(A->ints);
-        A->int_capacity = 0;
-        A->ints = aha_malloc(ni * sizeof(int));
-        if (A->ints == NULL) return aha_error_prefix("activation arena (%d tokens)", T);
-        A->int_capacity = ni;
-    }
-    nf = ni = 0;
-    part_carve(c, A, T, n_seqs, P, A->floats, &nf, A->ints, &ni);
-    A->T = T;
-    A->n_seqs = n_seqs;
-    A->P = P;
+int backend_reserve(AhaBackend *be, float **buf, size_t *capacity, size_t count, const char *what) {
+    if (count <= *capacity && *buf != NULL) return 0;
+    be->free(be, *buf);
+    *capacity = 0;
+    *buf = be->alloc(be, (count ? count : 1) * sizeof(float));
+    if (*buf == NULL) return aha_error_prefix("%s (%zu floats)", what, count);
+    *capacity = count;
     return 0;
 }
 
-void aha_activations_free(AhaActivations *A) {
+static int ensure_part(AhaBackend *be, const AhaModelConfig *c, ActsPart *A, int T, int n_seqs) {
+    size_t nf = 0, ni = 0;
+    part_carve(c, A, T, n_seqs, NULL, &nf, NULL, &ni);
+    AHA_TRY(backend_reserve(be, &A->floats, &A->float_capacity, nf, "activation arena"));
+    /* ints are as wide as floats: the int arena is reserved through the same helper */
+    float *ints = (float *)A->ints;
+    AHA_TRY(backend_reserve(be, &ints, &A->int_capacity, ni, "activation arena (indices)"));
+    A->ints = (int *)ints;
+    nf = ni = 0;
+    part_carve(c, A, T, n_seqs, A->floats, &nf, A->ints, &ni);
+    A->T = T;
+    A->n_seqs = n_seqs;
+    return 0;
+}
+
+void aha_activations_free(AhaBackend *be, AhaActivations *A) {
     if (A == NULL) return;
     for (int i = 0; i < AHA_MAX_PARTS; i++) {
         ActsPart *p = A->part[i];
         if (p == NULL) continue;
-        free(p->floats);
-        free(p->ints);
-        free(p->scratch);
-        free(p->grad_memory);
+        be->free(be, p->floats);
+        be->free(be, p->ints);
+        be->free(be, p->scratch);
+        be->free(be, p->logits);
+        be->free(be, p->io);
+        be->free(be, p->grad_memory);
         free(p);
     }
     free(A);
@@ -149,42 +155,32 @@ static int check_batch(const AhaModelConfig *c, const AhaBatch *b) {
     return 0;
 }
 
-static void add_into(float *y, const float *x, size_t n) {
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) y[i] += x[i];
-}
-
-/* The forward of one part whose tokens, positions and seq_start are filled in. */
+/* The forward of one part whose tokens, positions and seq_start are uploaded. */
 static void forward_part(const AhaModel *m, ActsPart *A) {
     const AhaModelConfig *c = &m->cfg;
-    const AhaKernels *K = m->kernels;
+    AhaBackend *B = m->backend;
     int T = A->T, H = c->hidden_size, E = c->num_experts, k = c->num_experts_per_tok;
     int QD = c->num_heads * c->head_dim;
-    float *x0 = A->layers[0].x_in;
-    for (int t = 0; t < T; t++)
-        memcpy(x0 + (size_t)t * H, m->params.embed_tokens + (size_t)A->tokens[t] * H, sizeof(float) * H);
-    memset(A->expert_count, 0, sizeof(float) * (size_t)c->num_layers * E);
-    memset(A->prob_sum, 0, sizeof(float) * (size_t)c->num_layers * E);
+    B->gather_rows(B, A->layers[0].x_in, m->params.embed_tokens, A->tokens, T, H);
+    B->zero(B, A->expert_count, sizeof(float) * (size_t)c->num_layers * E);
+    B->zero(B, A->prob_sum, sizeof(float) * (size_t)c->num_layers * E);
     for (int l = 0; l < c->num_layers; l++) {
         LayerActs *a = &A->layers[l];
         const AhaLayerWeights *w = &m->params.layers[l];
         attention_qkv_forward(m, l, a, A->pos, T);
-        K->attention_forward(a->attn, a->probs, a->q, a->k, a->v, A->seq_start, A->n_seqs,
-                             c->num_heads, c->num_kv_heads, c->head_dim);
-        K->matmul_forward(a->x_mid, a->attn, w->o_proj, NULL, T, QD, H);
-        add_into(a->x_mid, a->x_in, (size_t)T * H);
-        K->rmsnorm_forward(a->ln2, a->rstd2, a->x_mid, w->post_norm, T, H, c->rms_norm_eps);
+        B->attention_forward(B, a->attn, a->lse, a->q, a->k, a->v, &A->seqs, c->num_heads,
+                             c->num_kv_heads, c->head_dim);
+        B->matmul_forward(B, a->x_mid, a->attn, w->o_proj, NULL, T, QD, H);
+        B->add(B, a->x_mid, a->x_in, (size_t)T * H);
+        B->rmsnorm_forward(B, a->ln2, a->rstd2, a->x_mid, w->post_norm, T, H, c->rms_norm_eps);
         float *out = l + 1 < c->num_layers ? A->layers[l + 1].x_in : A->x_final;
         ffn_forward(m, l, a, out, T);
-        add_into(out, a->x_mid, (size_t)T * H);
-        if (aha_model_layer_is_moe(c, l)) {
-            float *count = A->expert_count + (size_t)l * E, *psum = A->prob_sum + (size_t)l * E;
-            for (size_t s = 0; s < (size_t)T * k; s++) count[a->topk_idx[s]] += 1.0f;
-            for (int t = 0; t < T; t++)
-                for (int e = 0; e < E; e++) psum[e] += a->router_probs[(size_t)t * E + e];
-        }
+        B->add(B, out, a->x_mid, (size_t)T * H);
+        if (aha_model_layer_is_moe(c, l))
+            B->expert_stats(B, A->expert_count + (size_t)l * E, A->prob_sum + (size_t)l * E,
+                            a->topk_idx, a->router_probs, T, E, k);
     }
-    K->rmsnorm_forward(A->lnf, A->rstdf, A->x_final, m->params.final_norm, T, H, c->rms_norm_eps);
+    B->rmsnorm_forward(B, A->lnf, A->rstdf, A->x_final, m->params.final_norm, T, H, c->rms_norm_eps);
 }
 
 /* Forward FLOPs of one sequence of `len` tokens, roughly: the products a token passes
@@ -244,8 +240,13 @@ int aha_model_forward(AhaModel *m, const AhaBatch *batch) {
     AhaActivations *A = m->acts;
     A->T = A->n_seqs = A->n_parts = 0;
     A->have_logprobs = 0;
+    AhaBackend *B = m->backend;
     int first[AHA_MAX_PARTS + 1];
-    int n = plan_parts(c, batch, aha_kernels_threads(), first);
+    /* parts are how the CPU shares a batch among its threads; a device takes it whole */
+    int n = plan_parts(c, batch, B->host_memory ? aha_kernels_threads() : 1, first);
+    int T_all = batch->seq_start[batch->n_seqs];
+    int *host = aha_malloc(sizeof(int) * (2 * (size_t)T_all + (size_t)batch->n_seqs + 1));
+    if (host == NULL) return aha_error_prefix("forward");
     for (int i = 0; i < n; i++) {
         if (A->part[i] == NULL) {
             A->part[i] = aha_calloc(1, sizeof(ActsPart));
@@ -254,19 +255,27 @@ int aha_model_forward(AhaModel *m, const AhaBatch *batch) {
         ActsPart *p = A->part[i];
         const int *ss = batch->seq_start + first[i];
         int n_seqs = first[i + 1] - first[i], row0 = ss[0], T = ss[n_seqs] - row0;
-        size_t P = 0;
-        for (int s = 0; s < n_seqs; s++) {
-            size_t len = (size_t)(ss[s + 1] - ss[s]);
-            P += (size_t)c->num_heads * len * (len + 1) / 2;
+        if (ensure_part(B, c, p, T, n_seqs) != 0) {
+            free(host);
+            return -1;
         }
-        AHA_TRY(ensure_part(c, p, T, n_seqs, P));
         p->row0 = row0;
-        memcpy(p->tokens, batch->tokens + row0, sizeof(int) * (size_t)T);
-        for (int s = 0; s <= n_seqs; s++) p->seq_start[s] = ss[s] - row0;
-        for (int s = 0; s < n_seqs; s++)
-            for (int t = p->seq_start[s]; t < p->seq_start[s + 1]; t++)
-                p->pos[t] = t - p->seq_start[s];
+        int *pos = host, *starts = host + T, max_len = 0;
+        for (int s = 0; s <= n_seqs; s++) starts[s] = ss[s] - row0;
+        for (int s = 0; s < n_seqs; s++) {
+            if (starts[s + 1] - starts[s] > max_len) max_len = starts[s + 1] - starts[s];
+            for (int t = starts[s]; t < starts[s + 1]; t++) pos[t] = t - starts[s];
+        }
+        if (B->upload(B, p->tokens, batch->tokens + row0, sizeof(int) * (size_t)T) != 0 ||
+            B->upload(B, p->pos, pos, sizeof(int) * (size_t)T) != 0 ||
+            B->upload(B, p->seq_start, starts, sizeof(int) * ((size_t)n_seqs + 1)) != 0) {
+            free(host);
+            return aha_error_prefix("forward: batch upload");
+        }
+        p->seqs = (AhaSeqs){.seq_start = p->seq_start, .n_seqs = n_seqs, .n_rows = T,
+                            .max_len = max_len};
     }
+    free(host);
     /* Each thread runs a whole part; the kernels inside it run serially (no nesting). One
      * part runs outside any parallel region, so its kernels use every thread (a region
      * nested even in an inactive one would start fresh threads at each kernel). */
@@ -276,6 +285,7 @@ int aha_model_forward(AhaModel *m, const AhaBatch *batch) {
 #pragma omp parallel for schedule(static, 1) num_threads(n)
         for (int i = 0; i < n; i++) forward_part(m, A->part[i]);
     }
+    AHA_TRY(B->sync(B));
     A->T = batch->seq_start[batch->n_seqs];
     A->n_seqs = batch->n_seqs;
     A->n_parts = n;
@@ -289,16 +299,17 @@ static int head_chunk_rows(const AhaModelConfig *c, int T) {
     return rows < T ? rows : T;
 }
 
-static void logprobs_part(const AhaModel *m, ActsPart *p, float *logits, int rows,
-                          const int *targets, float temperature, float *logprob, float *entropy) {
+/* p->io receives the part's log-probs [T] and entropies [T] */
+static void logprobs_part(const AhaModel *m, ActsPart *p, int rows, float temperature,
+                          int with_entropy) {
     const AhaModelConfig *c = &m->cfg;
+    AhaBackend *B = m->backend;
     int T = p->T, V = c->vocab_size, H = c->hidden_size;
-    memcpy(p->targets, targets, sizeof(int) * (size_t)T);
     for (int r0 = 0; r0 < T; r0 += rows) {
         int n = T - r0 < rows ? T - r0 : rows;
-        m->kernels->matmul_forward(logits, p->lnf + (size_t)r0 * H, m->params.lm_head, NULL, n, H, V);
-        m->kernels->logprob_forward(logprob + r0, entropy ? entropy + r0 : NULL, logits,
-                                    targets + r0, n, V, temperature);
+        B->matmul_forward(B, p->logits, p->lnf + (size_t)r0 * H, m->params.lm_head, NULL, n, H, V);
+        B->logprob_forward(B, p->io + r0, with_entropy ? p->io + T + r0 : NULL, p->logits,
+                           p->targets + r0, n, V, temperature);
     }
 }
 
@@ -314,51 +325,69 @@ int aha_model_logprobs(AhaModel *m, const int *targets, float temperature, float
         AHA_REQUIRE(targets[t] >= -1 && targets[t] < V,
                     "logprobs: target %d at position %d is outside the vocabulary [0, %d) and not -1",
                     targets[t], t, V);
+    AhaBackend *B = m->backend;
     int rows[AHA_MAX_PARTS];
-    size_t offset[AHA_MAX_PARTS + 1];
-    offset[0] = 0;
     for (int i = 0; i < n; i++) {
-        rows[i] = head_chunk_rows(c, A->part[i]->T);
-        offset[i + 1] = offset[i] + (size_t)rows[i] * V;
+        ActsPart *p = A->part[i];
+        rows[i] = head_chunk_rows(c, p->T);
+        AHA_TRY(backend_reserve(B, &p->logits, &p->logits_capacity, (size_t)rows[i] * V, "logprobs"));
+        AHA_TRY(backend_reserve(B, &p->io, &p->io_capacity, 4 * (size_t)p->T, "logprobs"));
+        AHA_TRY(B->upload(B, p->targets, targets + p->row0, sizeof(int) * (size_t)p->T));
     }
-    float *logits = aha_malloc(offset[n] * sizeof(float)); /* one chunk per part */
-    if (logits == NULL) return aha_error_prefix("logprobs");
     A->temperature = temperature;
     if (n == 1) {
-        logprobs_part(m, A->part[0], logits, rows[0], targets, temperature, logprob, entropy);
+        logprobs_part(m, A->part[0], rows[0], temperature, entropy != NULL);
     } else {
 #pragma omp parallel for schedule(static, 1) num_threads(n)
-        for (int i = 0; i < n; i++) {
-            int r0 = A->part[i]->row0;
-            logprobs_part(m, A->part[i], logits + offset[i], rows[i], targets + r0, temperature,
-                          logprob + r0, entropy ? entropy + r0 : NULL);
-        }
+        for (int i = 0; i < n; i++) logprobs_part(m, A->part[i], rows[i], temperature, entropy != NULL);
     }
-    free(logits);
+    for (int i = 0; i < n; i++) {
+        const ActsPart *p = A->part[i];
+        AHA_TRY(B->download(B, logprob + p->row0, p->io, sizeof(float) * (size_t)p->T));
+        if (entropy)
+            AHA_TRY(B->download(B, entropy + p->row0, p->io + p->T, sizeof(float) * (size_t)p->T));
+    }
     A->have_logprobs = 1;
     return 0;
 }
 
 int aha_model_logits(AhaModel *m, float *logits) {
     const AhaActivations *A = m->acts;
+    AhaBackend *B = m->backend;
     AHA_REQUIRE(A->T > 0, "logits: call aha_model_forward first");
+    size_t V = (size_t)m->cfg.vocab_size;
     for (int i = 0; i < A->n_parts; i++) {
-        const ActsPart *p = A->part[i];
-        m->kernels->matmul_forward(logits + (size_t)p->row0 * m->cfg.vocab_size, p->lnf,
-                                   m->params.lm_head, NULL, p->T, m->cfg.hidden_size,
-                                   m->cfg.vocab_size);
+        ActsPart *p = A->part[i];
+        AHA_TRY(backend_reserve(B, &p->logits, &p->logits_capacity, (size_t)p->T * V, "logits"));
+        B->matmul_forward(B, p->logits, p->lnf, m->params.lm_head, NULL, p->T, m->cfg.hidden_size,
+                          (int)V);
+        AHA_TRY(B->download(B, logits + (size_t)p->row0 * V, p->logits, sizeof(float) * p->T * V));
     }
     return 0;
 }
 
-/* Expert e's top-k assignments and router-probability sum in layer l, over all parts. */
-static void expert_stats(const AhaActivations *A, int E, int l, int e, double *count,
-                         double *prob) {
-    *count = *prob = 0.0;
+/* Every MoE layer's top-k assignment counts and router-probability sums over all parts,
+ * read back from the backend: count[L,E], prob[L,E] (host, summed in part order). */
+static int expert_totals(const AhaModel *m, double *count, double *prob) {
+    const AhaActivations *A = m->acts;
+    AhaBackend *B = m->backend;
+    size_t LE = (size_t)m->cfg.num_layers * m->cfg.num_experts;
+    float *buf = aha_malloc(2 * LE * sizeof(float));
+    if (buf == NULL) return aha_error_prefix("expert statistics");
+    for (size_t j = 0; j < LE; j++) count[j] = prob[j] = 0.0;
     for (int i = 0; i < A->n_parts; i++) {
-        *count += A->part[i]->expert_count[(size_t)l * E + e];
-        *prob += A->part[i]->prob_sum[(size_t)l * E + e];
+        if (B->download(B, buf, A->part[i]->expert_count, LE * sizeof(float)) != 0 ||
+            B->download(B, buf + LE, A->part[i]->prob_sum, LE * sizeof(float)) != 0) {
+            free(buf);
+            return aha_error_prefix("expert statistics");
+        }
+        for (size_t j = 0; j < LE; j++) {
+            count[j] += buf[j];
+            prob[j] += buf[LE + j];
+        }
     }
+    free(buf);
+    return 0;
 }
 
 static int num_moe_layers(const AhaModelConfig *c) {
@@ -367,40 +396,55 @@ static int num_moe_layers(const AhaModelConfig *c) {
     return n;
 }
 
+/* Both need count[L,E] and prob[L,E] of expert_totals (host doubles). The sums over layers
+ * run in layer order as before. */
+static int with_totals(const AhaModel *m, double **count, double **prob) {
+    size_t LE = (size_t)m->cfg.num_layers * m->cfg.num_experts;
+    *count = aha_malloc(2 * (LE ? LE : 1) * sizeof(double));
+    if (*count == NULL) return aha_error_prefix("expert statistics");
+    *prob = *count + LE;
+    if (expert_totals(m, *count, *prob) != 0) {
+        free(*count);
+        return -1;
+    }
+    return 0;
+}
+
 float aha_model_aux_loss(const AhaModel *m) {
     const AhaModelConfig *c = &m->cfg;
     const AhaActivations *A = m->acts;
     int n_moe = num_moe_layers(c), E = c->num_experts;
     if (A->T == 0 || n_moe == 0) return 0.0f;
+    double *count, *prob;
+    if (with_totals(m, &count, &prob) != 0) return NAN; /* the error is recorded */
     double rows = (double)A->T * n_moe, loss = 0.0;
     for (int e = 0; e < E; e++) {
         double f = 0.0, p = 0.0;
         for (int l = 0; l < c->num_layers; l++) {
-            double count, prob;
-            expert_stats(A, E, l, e, &count, &prob);
-            f += count;
-            p += prob;
+            f += count[(size_t)l * E + e];
+            p += prob[(size_t)l * E + e];
         }
         loss += (f / rows) * (p / rows);
     }
+    free(count);
     return (float)(loss * E);
 }
 
 /* d aux / d p[l,t,e] = E * f_e / rows^2, the same for every MoE layer and token */
-void aux_loss_dprob(const AhaModel *m, float coef, float *dprob) {
+int aux_loss_dprob(const AhaModel *m, float coef, float *dprob) {
     const AhaModelConfig *c = &m->cfg;
     const AhaActivations *A = m->acts;
     int n_moe = num_moe_layers(c), E = c->num_experts;
     double rows = (double)A->T * n_moe;
+    double *count, *prob;
+    AHA_TRY(with_totals(m, &count, &prob));
     for (int e = 0; e < E; e++) {
         double f = 0.0;
-        for (int l = 0; l < c->num_layers; l++) {
-            double count, prob;
-            expert_stats(A, E, l, e, &count, &prob);
-            f += count;
-        }
+        for (int l = 0; l < c->num_layers; l++) f += count[(size_t)l * E + e];
         dprob[e] = (float)(coef * E * f / (rows * rows));
     }
+    free(count);
+    return 0;
 }
 
 int aha_model_expert_load(const AhaModel *m, int layer, float *load) {
@@ -409,10 +453,10 @@ int aha_model_expert_load(const AhaModel *m, int layer, float *load) {
     AHA_REQUIRE(aha_model_layer_is_moe(c, layer), "expert_load: layer %d is a dense layer", layer);
     AHA_REQUIRE(m->acts->T > 0, "expert_load: call aha_model_forward first");
     double total = (double)m->acts->T * c->num_experts_per_tok;
-    for (int e = 0; e < c->num_experts; e++) {
-        double count, prob;
-        expert_stats(m->acts, c->num_experts, layer, e, &count, &prob);
-        load[e] = (float)(count / total);
-    }
+    double *count, *prob;
+    AHA_TRY(with_totals(m, &count, &prob));
+    for (int e = 0; e < c->num_experts; e++)
+        load[e] = (float)(count[(size_t)layer * c->num_experts + e] / total);
+    free(count);
     return 0;
 }

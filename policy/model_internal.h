@@ -5,9 +5,9 @@
 
 #include "aha/model.h"
 
-/* What one layer keeps from the training forward (pointers into AhaActivations' arenas),
- * or, for the decoding building blocks, temporaries over m->scratch for N rows. T = rows,
- * QD = nh*hd, KD = nkv*hd, S = T*k expert slots, P = attention probabilities. */
+/* What one layer keeps from the training forward (pointers into AhaActivations' arenas, all
+ * backend memory), or, for the decoding building blocks, temporaries over m->scratch for N
+ * rows. T = rows, QD = nh*hd, KD = nkv*hd, S = T*k expert slots. */
 typedef struct {
     float *x_in;         /* [T,H] residual entering the layer */
     float *ln1;          /* [T,H] */
@@ -19,7 +19,7 @@ typedef struct {
     float *q;            /* [T,QD] normed, rotated */
     float *k;            /* [T,KD] */
     float *v;            /* [T,KD] */
-    float *probs;        /* [P] */
+    float *lse;          /* [T,nh] attention log-sum-exp (no probabilities are kept) */
     float *attn;         /* [T,QD] attention output before o_proj */
     float *x_mid;        /* [T,H] residual after attention */
     float *ln2;          /* [T,H] */
@@ -51,9 +51,9 @@ typedef struct {
 typedef struct {
     int T, n_seqs;           /* rows and sequences of this part */
     int row0;                /* its first row in the whole batch */
-    size_t P;                /* attention probabilities per layer */
+    AhaSeqs seqs;            /* the part's packing for attention (seq_start below) */
     size_t float_capacity, int_capacity;
-    float *floats;           /* the float arena */
+    float *floats;           /* the float arena (backend memory, as everything below) */
     int *ints;               /* the int arena */
     int *tokens;             /* [T] */
     int *pos;                /* [T] */
@@ -66,6 +66,10 @@ typedef struct {
     float *expert_count;     /* [L,E] top-k assignments per expert (MoE layers) */
     float *prob_sum;         /* [L,E] sum over tokens of router probabilities */
     float *scratch;          /* backward temporaries, see model_backward.c */
+    float *logits;           /* [rows, V] one chunk of the LM head for aha_model_logprobs */
+    size_t logits_capacity;
+    float *io;               /* [4T] log-probs, entropies, dlogprob in and out of the host */
+    size_t io_capacity;
     size_t scratch_capacity;
     float *grad_memory;      /* parts after the first: their own gradient arena, added into
                                 m->grads at the end of backward */
@@ -83,18 +87,22 @@ struct AhaActivations {
     int have_logprobs;
 };
 
-/* Frees the activations and every part (model.c). */
-void aha_activations_free(AhaActivations *A);
+/* Frees the activations and every part (model_forward.c). */
+void aha_activations_free(AhaBackend *be, AhaActivations *A);
 
-/* Carves one layer's activations for T rows (S = T*k slots, P attention probabilities)
- * from the float and int arenas at offsets *nf and *ni, advancing them; with NULL bases it
- * only counts. x_in and x_mid are left to the caller. */
-void layer_acts_carve(const AhaModelConfig *c, int layer, LayerActs *a, int T, size_t P,
+/* Grows a backend buffer of floats to at least count (contents lost); 0 or -1. */
+int backend_reserve(AhaBackend *be, float **buf, size_t *capacity, size_t count, const char *what);
+
+/* Carves one layer's activations for T rows (S = T*k slots; with_lse: the attention's
+ * log-sum-exp, which the decode building blocks do not keep) from the float and int arenas at
+ * offsets *nf and *ni, advancing them; with NULL bases it only counts. x_in and x_mid are
+ * left to the caller. */
+void layer_acts_carve(const AhaModelConfig *c, int layer, LayerActs *a, int T, int with_lse,
                       float *fbase, size_t *nf, int *ibase, size_t *ni);
 
 /* model_forward.c: coef * d(aux loss)/d(router probability of expert e), for every MoE
  * layer and token of the last forward (all parts); dprob[E]. */
-void aux_loss_dprob(const AhaModel *m, float coef, float *dprob);
+int aux_loss_dprob(const AhaModel *m, float coef, float *dprob);
 
 /* attention.c */
 void attention_qkv_forward(const AhaModel *m, int layer, LayerActs *a, const int *pos, int T);
@@ -105,11 +113,14 @@ void attention_qkv_backward(const AhaModel *m, int layer, AhaLayerWeights *g,
 
 /* moe_ep.c: the experts [first, end) this process runs (all of them without expert
  * parallel), and the all-gather of the rows of every member's experts (rows [S, width] in
- * slot order, expert e's slots at [expert_off[e], expert_off[e+1])). */
+ * slot order, expert e's slots at [expert_off[e], expert_off[e+1])). With more than one
+ * member they read expert_off and the rows on the host (a host-memory backend). */
 int moe_ep_first_expert(int E);
 int moe_ep_end_expert(int E);
 void moe_ep_share_rows(float *rows, const int *expert_off, int E, int width);
 
+/* moe.c: the router settings of a config */
+AhaRouting model_routing(const AhaModelConfig *c);
 /* moe.c: ffn over a->ln2 into y (overwritten) */
 void ffn_forward(const AhaModel *m, int layer, LayerActs *a, float *y, int T);
 /* dy [T,H] -> dln2 [T,H] (accumulated) and the parameter gradients g (accumulated); aux_dprob[E] (or NULL)

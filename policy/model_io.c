@@ -213,7 +213,9 @@ AhaModel *aha_model_load_dir(const char *dir, AhaModelSource *source) {
     snprintf(config_path, sizeof config_path, "%s/config.json", dir);
     AhaModelConfig cfg;
     if (aha_model_config_load(&cfg, config_path) != 0) return NULL;
-    AhaModel *m = aha_model_create(&cfg);
+    /* a "cpu" context of the model's own: the weights are read straight into its host
+     * memory (aha_model_set_backend moves it to another CPU context) */
+    AhaModel *m = aha_model_create(&cfg, NULL);
     if (!m) {
         aha_error_prefix("%s", config_path);
         return NULL;

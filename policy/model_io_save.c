@@ -244,6 +244,11 @@ static int save_dir(const AhaModel *m, const char *dir, const AhaModelSource *so
 
 int aha_model_save_dir(const AhaModel *m, const char *dir, const AhaModelSource *source,
                        AhaDtype dtype) {
+    /* the writer reads the tensors in place (a device backend would download them first) */
+    AHA_REQUIRE(m->backend->host_memory,
+                "saving the model to %s: the %s backend's memory is not host memory, and saving "
+                "from it is not implemented", dir, m->backend->name);
+    AHA_TRY(m->backend->sync(m->backend));
     if (save_dir(m, dir, source, dtype) != 0) return aha_error_prefix("saving the model to %s", dir);
     return 0;
 }

@@ -1,134 +1,88 @@
 /* The feed-forward half of a layer: a dense SwiGLU MLP, or the MoE block (softmax router,
- * top-k, optional renormalization, experts, optional sigmoid-gated shared expert).
- * The tokens routed to an expert are gathered into contiguous slots so each expert runs as
- * one GEMM; outputs are combined per token in a fixed order, so results are deterministic. */
-#include <math.h>
-#include <string.h>
-
+ * top-k, optional renormalization, experts, optional sigmoid-gated shared expert), all as
+ * backend ops. The tokens routed to an expert are gathered into contiguous slots
+ * (moe_permute) so each expert runs as one GEMM of the grouped product; outputs are combined
+ * per token in a fixed order, so results are deterministic. */
 #include "model_internal.h"
 
-static void mlp_forward(const AhaKernels *K, float *y, float *gate, float *up, float *h,
+AhaRouting model_routing(const AhaModelConfig *c) {
+    return (AhaRouting){.num_experts = c->num_experts, .top_k = c->num_experts_per_tok,
+                        .score = AHA_ROUTER_SOFTMAX, .renormalize = c->norm_topk_prob,
+                        .scale = 1.0f};
+}
+
+static void mlp_forward(AhaBackend *B, float *y, float *gate, float *up, float *h,
                         const float *x, const float *wg, const float *wu, const float *wd,
                         int n, int H, int I) {
-    K->matmul_forward(gate, x, wg, NULL, n, H, I);
-    K->matmul_forward(up, x, wu, NULL, n, H, I);
-    K->swiglu_forward(h, gate, up, (size_t)n * I);
-    K->matmul_forward(y, h, wd, NULL, n, I, H);
+    B->matmul_forward(B, gate, x, wg, NULL, n, H, I);
+    B->matmul_forward(B, up, x, wu, NULL, n, H, I);
+    B->swiglu_forward(B, h, gate, up, (size_t)n * I);
+    B->matmul_forward(B, y, h, wd, NULL, n, I, H);
 }
 
 /* dx accumulates; dh, dgate, dup are [n,I] scratch. */
-static void mlp_backward(const AhaKernels *K, float *dx, float *gwg, float *gwu, float *gwd,
+static void mlp_backward(AhaBackend *B, float *dx, float *gwg, float *gwu, float *gwd,
                          const float *dy, const float *x, const float *gate, const float *up,
                          const float *h, const float *wg, const float *wu, const float *wd,
                          int n, int H, int I, float *dh, float *dgate, float *dup) {
     size_t nI = (size_t)n * I;
-    memset(dh, 0, nI * sizeof(float));
-    memset(dgate, 0, nI * sizeof(float));
-    memset(dup, 0, nI * sizeof(float));
-    K->matmul_backward(dh, gwd, NULL, dy, h, wd, n, I, H);
-    K->swiglu_backward(dgate, dup, dh, gate, up, nI);
-    K->matmul_backward(dx, gwg, NULL, dgate, x, wg, n, H, I);
-    K->matmul_backward(dx, gwu, NULL, dup, x, wu, n, H, I);
+    B->zero(B, dh, nI * sizeof(float));
+    B->zero(B, dgate, nI * sizeof(float));
+    B->zero(B, dup, nI * sizeof(float));
+    B->matmul_backward(B, dh, gwd, NULL, dy, h, wd, n, I, H);
+    B->swiglu_backward(B, dgate, dup, dh, gate, up, nI);
+    B->matmul_backward(B, dx, gwg, NULL, dgate, x, wg, n, H, I);
+    B->matmul_backward(B, dx, gwu, NULL, dup, x, wu, n, H, I);
 }
 
-/* softmax over E, then the k largest (ties: lower index first) */
-static void route(const AhaModelConfig *c, LayerActs *a, int T) {
-    int E = c->num_experts, k = c->num_experts_per_tok;
-#pragma omp parallel for schedule(static)
-    for (int t = 0; t < T; t++) {
-        float *p = a->router_probs + (size_t)t * E;
-        float max = -INFINITY, sum = 0.0f;
-        for (int e = 0; e < E; e++) max = fmaxf(max, p[e]);
-        for (int e = 0; e < E; e++) {
-            p[e] = expf(p[e] - max);
-            sum += p[e];
-        }
-        for (int e = 0; e < E; e++) p[e] /= sum;
-        int *idx = a->topk_idx + (size_t)t * k;
-        float *w = a->topk_w + (size_t)t * k;
-        float wsum = 0.0f;
-        for (int j = 0; j < k; j++) {
-            int best = -1;
-            for (int e = 0; e < E; e++) {
-                int taken = 0;
-                for (int i = 0; i < j; i++) taken |= idx[i] == e;
-                if (!taken && (best < 0 || p[e] > p[best])) best = e;
-            }
-            idx[j] = best;
-            w[j] = p[best];
-            wsum += p[best];
-        }
-        if (c->norm_topk_prob)
-            for (int j = 0; j < k; j++) w[j] /= wsum;
+/* The experts this process runs, [e0, e1) (all of them without expert parallel), and their
+ * slots [s0, s1); the offsets are read on the host only under expert parallel. */
+typedef struct {
+    int e0, e1, s0, s1;
+} ExpertRange;
+
+static ExpertRange expert_range(const LayerActs *a, int E, int S) {
+    ExpertRange r = {moe_ep_first_expert(E), moe_ep_end_expert(E), 0, S};
+    if (r.e0 > 0 || r.e1 < E) {
+        r.s0 = a->expert_off[r.e0];
+        r.s1 = a->expert_off[r.e1];
     }
-    /* counting sort of the (token, j) assignments by expert; off[e] serves as expert e's
-     * fill cursor (no scratch sized by E), then is shifted back to the start offsets */
-    int *off = a->expert_off;
-    memset(off, 0, sizeof(int) * (size_t)(E + 1));
-    for (size_t s = 0; s < (size_t)T * k; s++) off[a->topk_idx[s] + 1]++;
-    for (int e = 0; e < E; e++) off[e + 1] += off[e];
-    for (int t = 0; t < T; t++) {
-        for (int j = 0; j < k; j++) {
-            int slot = off[a->topk_idx[(size_t)t * k + j]]++;
-            a->slot_token[slot] = t;
-            a->slot_of[(size_t)t * k + j] = slot;
-        }
-    }
-    for (int e = E - 1; e > 0; e--) off[e] = off[e - 1]; /* off[e] had become off[e + 1] */
-    off[0] = 0;
+    return r;
 }
 
 void ffn_forward(const AhaModel *m, int layer, LayerActs *a, float *y, int T) {
     const AhaModelConfig *c = &m->cfg;
-    const AhaKernels *K = m->kernels;
+    AhaBackend *B = m->backend;
     const AhaLayerWeights *w = &m->params.layers[layer];
     int H = c->hidden_size;
     if (!aha_model_layer_is_moe(c, layer)) {
-        mlp_forward(K, y, a->mlp_gate, a->mlp_up, a->mlp_h, a->ln2, w->mlp_gate, w->mlp_up,
+        mlp_forward(B, y, a->mlp_gate, a->mlp_up, a->mlp_h, a->ln2, w->mlp_gate, w->mlp_up,
                     w->mlp_down, T, H, c->intermediate_size);
         return;
     }
-    int E = c->num_experts, k = c->num_experts_per_tok, I = c->moe_intermediate_size;
-    K->matmul_forward(a->router_probs, a->ln2, w->router, NULL, T, H, E);
-    route(c, a, T);
-    int S = T * k;
-#pragma omp parallel for schedule(static)
-    for (int s = 0; s < S; s++)
-        memcpy(a->xg + (size_t)s * H, a->ln2 + (size_t)a->slot_token[s] * H, sizeof(float) * H);
-    for (int e = moe_ep_first_expert(E); e < moe_ep_end_expert(E); e++) {
-        int lo = a->expert_off[e], n = a->expert_off[e + 1] - lo;
-        if (n == 0) continue;
-        size_t eI = (size_t)e * I * H;
-        mlp_forward(K, a->eo + (size_t)lo * H, a->eg + (size_t)lo * I, a->eu + (size_t)lo * I,
-                    a->eh + (size_t)lo * I, a->xg + (size_t)lo * H, w->expert_gate + eI,
-                    w->expert_up + eI, w->expert_down + eI, n, H, I);
-    }
+    int E = c->num_experts, k = c->num_experts_per_tok, I = c->moe_intermediate_size, S = T * k;
+    AhaRouting routing = model_routing(c);
+    B->matmul_forward(B, a->router_probs, a->ln2, w->router, NULL, T, H, E);
+    B->router_topk(B, a->router_probs, a->topk_w, a->topk_idx, T, &routing);
+    B->moe_permute(B, a->expert_off, a->slot_token, a->slot_of, a->topk_idx, T, E, k);
+    B->gather_rows(B, a->xg, a->ln2, a->slot_token, S, H);
+    /* this process's experts (all of them without expert parallel) */
+    ExpertRange r = expert_range(a, E, S);
+    const int *off = a->expert_off + r.e0;
+    size_t eIH = (size_t)r.e0 * I * H;
+    int ne = r.e1 - r.e0;
+    B->grouped_matmul_forward(B, a->eg, a->xg, w->expert_gate + eIH, off, S, ne, H, I);
+    B->grouped_matmul_forward(B, a->eu, a->xg, w->expert_up + eIH, off, S, ne, H, I);
+    B->swiglu_forward(B, a->eh + (size_t)r.s0 * I, a->eg + (size_t)r.s0 * I, a->eu + (size_t)r.s0 * I,
+                      (size_t)(r.s1 - r.s0) * I);
+    B->grouped_matmul_forward(B, a->eo, a->eh, w->expert_down + eIH, off, S, ne, I, H);
     moe_ep_share_rows(a->eo, a->expert_off, E, H); /* expert parallel: the others' outputs */
-#pragma omp parallel for schedule(static)
-    for (int t = 0; t < T; t++) {
-        float *yt = y + (size_t)t * H;
-        memset(yt, 0, sizeof(float) * H);
-        for (int j = 0; j < k; j++) {
-            float wj = a->topk_w[(size_t)t * k + j];
-            const float *o = a->eo + (size_t)a->slot_of[(size_t)t * k + j] * H;
-            for (int i = 0; i < H; i++) yt[i] += wj * o[i];
-        }
-    }
+    B->moe_combine(B, y, a->eo, a->topk_w, a->slot_of, T, k, H);
     int Is = c->shared_expert_intermediate_size;
     if (Is > 0) {
-        mlp_forward(K, a->so, a->sg, a->su, a->sh, a->ln2, w->shared_gate, w->shared_up,
+        mlp_forward(B, a->so, a->sg, a->su, a->sh, a->ln2, w->shared_gate, w->shared_up,
                     w->shared_down, T, H, Is);
-#pragma omp parallel for schedule(static)
-        for (int t = 0; t < T; t++) {
-            const float *x = a->ln2 + (size_t)t * H;
-            float z = 0.0f;
-            for (int i = 0; i < H; i++) z += x[i] * w->shared_expert_gate[i];
-            float g = 1.0f / (1.0f + expf(-z));
-            a->sgate[t] = g;
-            float *yt = y + (size_t)t * H;
-            const float *so = a->so + (size_t)t * H;
-            for (int i = 0; i < H; i++) yt[i] += g * so[i];
-        }
+        B->shared_gate_forward(B, y, a->sgate, a->ln2, w->shared_expert_gate, a->so, T, H);
     }
 }
 
@@ -146,111 +100,62 @@ size_t ffn_backward_scratch(const AhaModelConfig *c, int T) {
 void ffn_backward(const AhaModel *m, int layer, AhaLayerWeights *g, const LayerActs *a,
                   float *dln2, const float *dy, const float *aux_dprob, int T, float *scratch) {
     const AhaModelConfig *c = &m->cfg;
-    const AhaKernels *K = m->kernels;
+    AhaBackend *B = m->backend;
     const AhaLayerWeights *w = &m->params.layers[layer];
     int H = c->hidden_size;
     if (!aha_model_layer_is_moe(c, layer)) {
         size_t nI = (size_t)T * c->intermediate_size;
-        mlp_backward(K, dln2, g->mlp_gate, g->mlp_up, g->mlp_down, dy, a->ln2, a->mlp_gate,
+        mlp_backward(B, dln2, g->mlp_gate, g->mlp_up, g->mlp_down, dy, a->ln2, a->mlp_gate,
                      a->mlp_up, a->mlp_h, w->mlp_gate, w->mlp_up, w->mlp_down, T, H,
                      c->intermediate_size, scratch, scratch + nI, scratch + 2 * nI);
         return;
     }
     int E = c->num_experts, k = c->num_experts_per_tok, I = c->moe_intermediate_size;
-    int Is = c->shared_expert_intermediate_size;
-    size_t S = (size_t)T * k;
-    float *dw = scratch;              /* [T,k] */
-    float *deo = dw + S;              /* [S,H] */
-    float *dxg = deo + S * H;         /* [S,H] */
-    float *deh = dxg + S * H;         /* [S,I] */
-    float *deg = deh + S * I;         /* [S,I] */
-    float *deu = deg + S * I;         /* [S,I] */
-    float *dprob = deu + S * I;       /* [T,E] */
+    int Is = c->shared_expert_intermediate_size, S = T * k;
+    size_t nS = (size_t)S;
+    AhaRouting routing = model_routing(c);
+    float *dw = scratch;                /* [T,k] */
+    float *deo = dw + nS;               /* [S,H] */
+    float *dxg = deo + nS * H;          /* [S,H] */
+    float *deh = dxg + nS * H;          /* [S,I] */
+    float *deg = deh + nS * I;          /* [S,I] */
+    float *deu = deg + nS * I;          /* [S,I] */
+    float *dprob = deu + nS * I;        /* [T,E] */
     float *dso = dprob + (size_t)T * E; /* [T,H] */
     float *dsh = dso + (size_t)T * H;   /* [T,Is] x3 */
     float *dsa = dsh + 3 * (size_t)T * Is; /* [T] */
 
-#pragma omp parallel for schedule(static)
-    for (int t = 0; t < T; t++) {
-        const float *dyt = dy + (size_t)t * H;
-        for (int j = 0; j < k; j++) {
-            size_t slot = (size_t)a->slot_of[(size_t)t * k + j];
-            const float *o = a->eo + slot * H;
-            float wj = a->topk_w[(size_t)t * k + j], dot = 0.0f;
-            float *d = deo + slot * H;
-            for (int i = 0; i < H; i++) {
-                dot += dyt[i] * o[i];
-                d[i] = wj * dyt[i];
-            }
-            dw[(size_t)t * k + j] = dot;
-        }
-    }
-    memset(dxg, 0, S * H * sizeof(float));
-    for (int e = moe_ep_first_expert(E); e < moe_ep_end_expert(E); e++) {
-        int lo = a->expert_off[e], n = a->expert_off[e + 1] - lo;
-        if (n == 0) continue;
-        size_t eI = (size_t)e * I * H;
-        mlp_backward(K, dxg + (size_t)lo * H, g->expert_gate + eI, g->expert_up + eI,
-                     g->expert_down + eI, deo + (size_t)lo * H, a->xg + (size_t)lo * H,
-                     a->eg + (size_t)lo * I, a->eu + (size_t)lo * I, a->eh + (size_t)lo * I,
-                     w->expert_gate + eI, w->expert_up + eI, w->expert_down + eI, n, H, I,
-                     deh + (size_t)lo * I, deg + (size_t)lo * I, deu + (size_t)lo * I);
-    }
+    B->moe_combine_backward(B, deo, dw, dy, a->eo, a->topk_w, a->slot_of, T, k, H);
+    /* the experts' backward, each expert's rows as one product (mlp_backward per expert) */
+    B->zero(B, dxg, nS * H * sizeof(float));
+    B->zero(B, deh, nS * I * sizeof(float));
+    B->zero(B, deg, nS * I * sizeof(float));
+    B->zero(B, deu, nS * I * sizeof(float));
+    ExpertRange r = expert_range(a, E, S);
+    const int *off = a->expert_off + r.e0;
+    size_t eIH = (size_t)r.e0 * I * H, s0I = (size_t)r.s0 * I;
+    int ne = r.e1 - r.e0;
+    B->grouped_matmul_backward(B, deh, g->expert_down + eIH, deo, a->eh, w->expert_down + eIH, off,
+                               S, ne, I, H);
+    B->swiglu_backward(B, deg + s0I, deu + s0I, deh + s0I, a->eg + s0I, a->eu + s0I,
+                       (size_t)(r.s1 - r.s0) * I);
+    B->grouped_matmul_backward(B, dxg, g->expert_gate + eIH, deg, a->xg, w->expert_gate + eIH, off,
+                               S, ne, H, I);
+    B->grouped_matmul_backward(B, dxg, g->expert_up + eIH, deu, a->xg, w->expert_up + eIH, off, S,
+                               ne, H, I);
     moe_ep_share_rows(dxg, a->expert_off, E, H); /* expert parallel: the others' input gradients */
-#pragma omp parallel for schedule(static)
-    for (int t = 0; t < T; t++) {
-        float *dx = dln2 + (size_t)t * H;
-        for (int j = 0; j < k; j++) {
-            const float *d = dxg + (size_t)a->slot_of[(size_t)t * k + j] * H;
-            for (int i = 0; i < H; i++) dx[i] += d[i];
-        }
-        /* through the top-k weights (and their renormalization) to the probabilities,
-         * plus the load-balancing term, then through the softmax to the router logits */
-        const float *p = a->router_probs + (size_t)t * E;
-        float *dp = dprob + (size_t)t * E;
-        for (int e = 0; e < E; e++) dp[e] = aux_dprob ? aux_dprob[e] : 0.0f;
-        const int *idx = a->topk_idx + (size_t)t * k;
-        const float *wt = a->topk_w + (size_t)t * k;
-        const float *dwt = dw + (size_t)t * k;
-        if (c->norm_topk_prob) {
-            float sum = 0.0f, dot = 0.0f;
-            for (int j = 0; j < k; j++) {
-                sum += p[idx[j]];
-                dot += dwt[j] * wt[j];
-            }
-            for (int j = 0; j < k; j++) dp[idx[j]] += (dwt[j] - dot) / sum;
-        } else {
-            for (int j = 0; j < k; j++) dp[idx[j]] += dwt[j];
-        }
-        float pdp = 0.0f;
-        for (int e = 0; e < E; e++) pdp += p[e] * dp[e];
-        for (int e = 0; e < E; e++) dp[e] = p[e] * (dp[e] - pdp);
-    }
-    K->matmul_backward(dln2, g->router, NULL, dprob, a->ln2, w->router, T, H, E);
+    B->moe_dispatch_backward(B, dln2, dxg, a->slot_of, T, k, H);
+    B->router_backward(B, dprob, a->router_probs, a->topk_w, a->topk_idx, dw, aux_dprob, T,
+                       &routing);
+    B->matmul_backward(B, dln2, g->router, NULL, dprob, a->ln2, w->router, T, H, E);
 
     if (Is > 0) {
-#pragma omp parallel for schedule(static)
-        for (int t = 0; t < T; t++) {
-            const float *dyt = dy + (size_t)t * H, *so = a->so + (size_t)t * H;
-            float sg = a->sgate[t], dot = 0.0f;
-            float *d = dso + (size_t)t * H;
-            for (int i = 0; i < H; i++) {
-                dot += dyt[i] * so[i];
-                d[i] = sg * dyt[i];
-            }
-            dsa[t] = dot * sg * (1.0f - sg);
-        }
+        B->shared_gate_backward(B, dso, dsa, dy, a->so, a->sgate, T, H);
         size_t nI = (size_t)T * Is;
-        mlp_backward(K, dln2, g->shared_gate, g->shared_up, g->shared_down, dso, a->ln2, a->sg,
+        mlp_backward(B, dln2, g->shared_gate, g->shared_up, g->shared_down, dso, a->ln2, a->sg,
                      a->su, a->sh, w->shared_gate, w->shared_up, w->shared_down, T, H, Is, dsh,
                      dsh + nI, dsh + 2 * nI);
-        for (int t = 0; t < T; t++) {
-            const float *x = a->ln2 + (size_t)t * H;
-            float *dx = dln2 + (size_t)t * H;
-            for (int i = 0; i < H; i++) {
-                dx[i] += dsa[t] * w->shared_expert_gate[i];
-                g->shared_expert_gate[i] += dsa[t] * x[i];
-            }
-        }
+        B->shared_gate_input_backward(B, dln2, g->shared_expert_gate, dsa, a->ln2,
+                                      w->shared_expert_gate, T, H);
     }
 }

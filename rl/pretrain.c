@@ -128,10 +128,13 @@ static AhaModel *load_model(const AhaRecipe *r, AhaModelSource *source) {
     snprintf(path, sizeof path, "%s/config.json", r->model.path);
     AhaModelConfig cfg;
     if (aha_model_config_load(&cfg, path) != 0) return NULL;
-    AhaModel *m = aha_model_create(&cfg);
+    AhaModel *m = aha_model_create(&cfg, NULL);
     if (!m) return NULL;
     float std = cfg.initializer_range > 0 ? cfg.initializer_range : 0.02f;
-    aha_model_init_random(m, (uint64_t)r->run.seed, std);
+    if (aha_model_init_random(m, (uint64_t)r->run.seed, std) != 0) {
+        aha_model_free(m);
+        return NULL;
+    }
     snprintf(source->dir, sizeof source->dir, "%s", r->model.path);
     source->dtype = AHA_DTYPE_F32;
     source->layout = AHA_EXPERT_LAYOUT_PER_EXPERT;
@@ -152,10 +155,10 @@ typedef struct {
 } Pretrain;
 
 static void pretrain_free(Pretrain *p) {
+    aha_adamw_free(&p->opt); /* first: its moments live on the model's backend */
     aha_model_free(p->model);
     aha_tokenizer_free(p->tok);
     corpus_free(&p->corpus);
-    aha_adamw_free(&p->opt);
     free(p->order);
     free(p->targets);
     free(p->logprob);
@@ -223,12 +226,13 @@ static int pretrain_steps(const AhaRecipe *r, Pretrain *p, FILE *progress) {
         if (!isfinite(loss)) return aha_errorf("step %d: the loss is %g", step + 1, loss);
         aha_model_zero_grads(m);
         AHA_TRY(aha_model_backward(m, p->dlogprob, (float)r->algorithm.router_aux_coef));
-        float norm = aha_clip_grad_norm(m->grads.memory, m->grads.count, (float)r->optim.grad_clip);
+        float norm = aha_clip_grad_norm(m->backend, m->grads.memory, m->grads.count,
+                                        (float)r->optim.grad_clip);
         if (!isfinite(norm)) return aha_errorf("step %d: the gradient norm is %g", step + 1, norm);
         double lr = aha_lr_schedule(r->optim.lr, r->optim.warmup_steps,
                                     r->optim.schedule == AHA_SCHEDULE_COSINE, r->optim.min_lr_ratio,
                                     step, pt->steps);
-        aha_adamw_step(&p->opt, m->params.memory, m->grads.memory, (float)lr);
+        AHA_TRY(aha_adamw_step(&p->opt, m->params.memory, m->grads.memory, (float)lr));
         window_loss += loss;
         window_tokens += used;
         window_steps++;
@@ -277,7 +281,7 @@ int aha_pretrain_run(const AhaRecipe *r, FILE *progress) {
     }
     AhaAdamWConfig ocfg = {(float)r->optim.beta1, (float)r->optim.beta2, (float)r->optim.eps,
                            (float)r->optim.weight_decay};
-    if (aha_adamw_init(&p.opt, p.model->params.count, &ocfg) != 0) goto done;
+    if (aha_adamw_init(&p.opt, p.model->backend, p.model->params.count, &ocfg) != 0) goto done;
     p.order = aha_calloc(p.corpus.n_docs, sizeof *p.order);
     p.targets = aha_calloc(budget, sizeof *p.targets);
     p.logprob = aha_calloc(budget, sizeof *p.logprob);

@@ -25,7 +25,8 @@ typedef struct {
     char run_dir[4096];
     AhaModel *policy, *ref;
     AhaModelSource source;
-    AhaKernels kernels;         /* batch-invariant: training log-probs equal the sampler's */
+    AhaBackend *backend;        /* batch-invariant: training log-probs equal the sampler's; the
+                                   policy, the reference and AdamW run on it */
     AhaTokenizer *tok;
     AhaDataset *train, *eval;
     PromptCache prompts;
@@ -58,6 +59,7 @@ static void trainer_free(Trainer *t) {
     if (t->tok) aha_tokenizer_free(t->tok);
     if (t->ref) aha_model_free(t->ref);
     if (t->policy) aha_model_free(t->policy);
+    aha_backend_free(t->backend);
     if (t->log) fclose(t->log);
     free(t->recipe_yaml);
     aha_recipe_free(&t->recipe);
@@ -136,9 +138,13 @@ static AhaModel *load_policy(const AhaRecipe *r, AhaModelSource *source) {
     snprintf(path, sizeof path, "%s/config.json", r->model.path);
     AhaModelConfig cfg;
     if (aha_model_config_load(&cfg, path) != 0) return NULL;
-    AhaModel *m = aha_model_create(&cfg);
+    AhaModel *m = aha_model_create(&cfg, NULL);
     if (!m) return NULL;
-    aha_model_init_random(m, (uint64_t)r->run.seed, cfg.initializer_range > 0 ? cfg.initializer_range : 0.02f);
+    if (aha_model_init_random(m, (uint64_t)r->run.seed,
+                              cfg.initializer_range > 0 ? cfg.initializer_range : 0.02f) != 0) {
+        aha_model_free(m);
+        return NULL;
+    }
     memset(source, 0, sizeof *source);
     snprintf(source->dir, sizeof source->dir, "%s", r->model.path); /* tokenizer files */
     source->dtype = AHA_DTYPE_F32;
@@ -163,8 +169,8 @@ static int setup(Trainer *t) {
     const AhaRecipe *r = t->r;
     AHA_TRY(dist_check_recipe(r));
     if (!(t->policy = load_policy(r, &t->source))) return aha_error_prefix("model.path %s", r->model.path);
-    aha_kernels_batch_invariant(&t->kernels, t->policy->kernels);
-    t->policy->kernels = &t->kernels;
+    if (!(t->backend = aha_backend_invariant_like(t->policy->backend))) return -1;
+    AHA_TRY(aha_model_set_backend(t->policy, t->backend, 0));
     AHA_TRY(aha_model_alloc_grads(t->policy));
     AHA_TRY(dist_setup_experts(r, &t->policy->cfg));
     if (!(t->tok = aha_tokenizer_load(r->model.path))) return aha_error_prefix("model.path %s", r->model.path);
@@ -205,11 +211,10 @@ static int setup(Trainer *t) {
     }
     AhaAdamWConfig ocfg = {(float)r->optim.beta1, (float)r->optim.beta2, (float)r->optim.eps,
                            (float)r->optim.weight_decay};
-    AHA_TRY(aha_adamw_init(&t->opt, t->policy->params.count, &ocfg));
+    AHA_TRY(aha_adamw_init(&t->opt, t->backend, t->policy->params.count, &ocfg));
     if (r->distributed.zero1) AHA_TRY(dist_shard_init(&t->shard, t->policy->params.count));
     if (r->algorithm.beta > 0) {
-        if (!(t->ref = aha_model_create(&t->policy->cfg))) return -1;
-        t->ref->kernels = &t->kernels;
+        if (!(t->ref = aha_model_create(&t->policy->cfg, t->backend))) return -1;
         AHA_TRY(aha_model_copy_params(t->ref, t->policy));
     }
     if (!(t->recipe_yaml = recipe_to_yaml(r))) return -1;

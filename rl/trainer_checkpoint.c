@@ -77,7 +77,10 @@ int trainer_checkpoint_load(const char *dir, AhaModel **policy, AhaAdamW *opt, A
         aha_model_free(loaded);
         return aha_errorf("%s: the checkpoint's model differs from model.path's config", path);
     }
-    loaded->kernels = (*policy)->kernels;
+    if (aha_model_set_backend(loaded, (*policy)->backend, 0) != 0) {
+        aha_model_free(loaded);
+        return aha_error_prefix("%s", dir);
+    }
     snprintf(path, sizeof path, "%s/optimizer.safetensors", dir);
     AhaSafetensorsFile *f = aha_safetensors_open(path);
     int rc = f ? 0 : -1;

@@ -225,7 +225,7 @@ static int minibatch_update(const UpdateContext *c, const Seq *seqs, int n, int 
         return aha_error_prefix("after_backward hook");
     float gnorm;
     if (c->shard) AHA_TRY(dist_clip_grad_norm(m->grads.memory, c->shard, (float)r->optim.grad_clip, &gnorm));
-    else gnorm = aha_clip_grad_norm(m->grads.memory, m->grads.count, (float)r->optim.grad_clip);
+    else gnorm = aha_clip_grad_norm(m->backend, m->grads.memory, m->grads.count, (float)r->optim.grad_clip);
     if (first_pass) st->loss += loss;
     if (!isfinite(loss) || !isfinite(gnorm)) {
         st->n_skipped++;
@@ -236,11 +236,12 @@ static int minibatch_update(const UpdateContext *c, const Seq *seqs, int n, int 
                                 r->optim.schedule == AHA_SCHEDULE_COSINE, r->optim.min_lr_ratio,
                                 (int)c->opt->step, c->total_opt_steps);
     if (c->shard) {
-        aha_adamw_step(c->opt, m->params.memory + c->shard->lo, m->grads.memory + c->shard->lo, (float)lr);
+        AHA_TRY(aha_adamw_step(c->opt, m->params.memory + c->shard->lo, m->grads.memory + c->shard->lo,
+                               (float)lr));
         if (aha_dist_allgather_float(m->params.memory, c->shard->counts) != 0)
             return aha_error_prefix("sharing the updated weights");
     } else {
-        aha_adamw_step(c->opt, m->params.memory, m->grads.memory, (float)lr);
+        AHA_TRY(aha_adamw_step(c->opt, m->params.memory, m->grads.memory, (float)lr));
     }
     st->lr = lr;
     st->grad_norm_sum += gnorm;

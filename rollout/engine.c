@@ -5,17 +5,16 @@
 #include "rollout/engine.h"
 
 #include <limits.h>
-#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "aha/error.h"
+#include "aha/kernels.h"
 #include "aha/model.h"
 #include "aha/rng.h"
 #include "rollout/forward.h"
 #include "rollout/kvcache.h"
-#include "kernels/cpu/matmul_invariant.h"
 #include "rollout/sample.h"
 
 typedef struct Sequence {
@@ -47,9 +46,15 @@ typedef struct Engine {
     AhaKvCache cache;
     AhaCacheForward fw;
     int max_rows;           /* rows per forward call */
-    float *logits;          /* [max_rows, V] */
-    AhaTokenWeight *weights;/* [threads, V] sampling scratch */
-    int n_weight_buffers;
+    float *logits;          /* [max_rows, V] backend memory */
+    /* one sampling call: per sequence its logits row, Philox stream and position in, its
+     * token and log-prob out; host staging [n_seqs] and the backend copies */
+    int *draw_rows;
+    uint64_t *draw_streams, *draw_positions;
+    int *draw_tokens;
+    float *draw_logprobs;
+    void *d_draw;           /* backend: rows, tokens [n_seqs] ints; logprobs [n_seqs] floats;
+                               streams, positions [n_seqs] uint64 */
     int *row_tokens;        /* [max_rows] */
     int *row_slots;         /* [max_rows] */
     int *row_pos;           /* [max_rows] */
@@ -117,8 +122,14 @@ static void engine_free(Engine *e) {
     aha_stop_strings_free(&e->stops);
     aha_kv_cache_free(&e->cache);
     aha_cache_forward_free(&e->fw);
-    free(e->logits);
-    free(e->weights);
+    AhaBackend *B = e->m->backend;
+    B->free(B, e->logits);
+    B->free(B, e->d_draw);
+    free(e->draw_rows);
+    free(e->draw_streams);
+    free(e->draw_positions);
+    free(e->draw_tokens);
+    free(e->draw_logprobs);
     free(e->row_tokens);
     free(e->row_slots);
     free(e->row_pos);
@@ -165,7 +176,8 @@ static int engine_init(Engine *e) {
             if (q->prompt_len + q->max_new > max_len) max_len = q->prompt_len + q->max_new;
         }
     }
-    AHA_TRY(aha_kv_cache_init(&e->cache, cfg->num_layers, e->n_seqs, max_len,
+    AhaBackend *B = e->m->backend;
+    AHA_TRY(aha_kv_cache_init(&e->cache, B, cfg->num_layers, e->n_seqs, max_len,
                               cfg->num_kv_heads * cfg->head_dim));
     /* Rows per forward: the whole batch, unless the logits of that many rows would pass
      * 64 MiB (large vocabularies); then decode runs in chunks of rows. */
@@ -176,37 +188,29 @@ static int engine_init(Engine *e) {
     int prefill_rows = 0;
     for (int b = 0; b < req->n_prompts; b++) prefill_rows += req->prompt_lens[b];
     if (e->max_rows < prefill_rows) e->max_rows = prefill_rows < cap ? prefill_rows : cap;
-    AHA_TRY(aha_cache_forward_init(&e->fw, cfg, e->max_rows, max_len));
-    e->n_weight_buffers = omp_get_max_threads();
-    e->logits = aha_malloc((size_t)e->max_rows * e->vocab * sizeof(float));
-    e->weights = aha_malloc((size_t)e->n_weight_buffers * e->vocab * sizeof(AhaTokenWeight));
+    AHA_TRY(aha_cache_forward_init(&e->fw, B, cfg, e->max_rows));
+    size_t n = (size_t)e->n_seqs;
+    e->logits = B->alloc(B, (size_t)e->max_rows * e->vocab * sizeof(float));
+    e->d_draw = B->alloc(B, n * (2 * sizeof(int) + sizeof(float) + 2 * sizeof(uint64_t)));
+    e->draw_rows = aha_malloc(n * sizeof(int));
+    e->draw_streams = aha_malloc(n * sizeof(uint64_t));
+    e->draw_positions = aha_malloc(n * sizeof(uint64_t));
+    e->draw_tokens = aha_malloc(n * sizeof(int));
+    e->draw_logprobs = aha_malloc(n * sizeof(float));
+    if (!e->d_draw || !e->draw_rows || !e->draw_streams || !e->draw_positions ||
+        !e->draw_tokens || !e->draw_logprobs)
+        return aha_error_prefix("sampler buffers");
     e->row_tokens = aha_malloc((size_t)e->max_rows * sizeof(int));
     e->row_slots = aha_malloc((size_t)e->max_rows * sizeof(int));
     e->row_pos = aha_malloc((size_t)e->max_rows * sizeof(int));
     e->logit_rows = aha_malloc((size_t)e->max_rows * sizeof(int));
     e->logit_seq = aha_malloc((size_t)e->max_rows * sizeof(int));
-    if (!e->logits || !e->weights || !e->row_tokens || !e->row_slots || !e->row_pos ||
+    if (!e->logits || !e->row_tokens || !e->row_slots || !e->row_pos ||
         !e->logit_rows || !e->logit_seq)
         return aha_error_prefix("sampler buffers");
     return 0;
 }
 
-/* Draws the next token of sequence q from its logits row (thread-safe: touches only q). */
-static void sample_into(Engine *e, Sequence *q, const float *row, AhaTokenWeight *scratch) {
-    const AhaSamplingParams *p = &e->req->params;
-    uint32_t block[4];
-    aha_rng_block(p->seed, q->stream, (uint64_t)q->n_tokens, block);
-    double u = aha_rng_words_to_double(block[0], block[1]);
-    float unused;
-    int token = aha_sample_logits(row, e->vocab, p, u, scratch, &unused);
-    /* The recorded log-prob comes from the trainer's own kernel, on the same logits. */
-    float logprob;
-    e->m->kernels->logprob_forward(&logprob, NULL, row, &token, 1, e->vocab,
-                                   p->temperature > 0.0f ? p->temperature : 1.0f);
-    q->tokens[q->n_tokens] = token;
-    q->logprobs[q->n_tokens] = logprob;
-    q->n_tokens++;
-}
 
 /* Stop rules after a token was appended; emits the group when its last sample stops. */
 static int after_token(Engine *e, Sequence *q) {
@@ -248,14 +252,37 @@ static int after_token(Engine *e, Sequence *q) {
     return 0;
 }
 
-/* Samples one token for every sequence in seq_of_row [n] from logits rows [n], in parallel,
- * then applies the stop rules in sequence order. */
+/* Samples one token for every sequence in seq_of_row [n] from logits rows [n] on the
+ * backend (the token of sequence q at its step t from the Philox block (seed, q->stream, t);
+ * its log-prob from the trainer's own kernel, on the same logits), then applies the stop
+ * rules in sequence order. */
 static int sample_rows(Engine *e, const int *seq_of_row, const int *logits_row, int n) {
-#pragma omp parallel for schedule(static) num_threads(e->n_weight_buffers)
+    const AhaSamplingParams *p = &e->req->params;
+    AhaBackend *B = e->m->backend;
     for (int i = 0; i < n; i++) {
-        AhaTokenWeight *scratch = e->weights + (size_t)omp_get_thread_num() * e->vocab;
-        sample_into(e, &e->seqs[seq_of_row[i]], e->logits + (size_t)logits_row[i] * e->vocab,
-                    scratch);
+        const Sequence *q = &e->seqs[seq_of_row[i]];
+        e->draw_rows[i] = logits_row[i];
+        e->draw_streams[i] = q->stream;
+        e->draw_positions[i] = (uint64_t)q->n_tokens;
+    }
+    size_t N = (size_t)e->n_seqs;
+    uint64_t *d_streams = e->d_draw, *d_positions = d_streams + N;
+    int *d_rows = (int *)(d_positions + N), *d_tokens = d_rows + N;
+    float *d_logprobs = (float *)(d_tokens + N);
+    AHA_TRY(B->upload(B, d_rows, e->draw_rows, sizeof(int) * (size_t)n));
+    AHA_TRY(B->upload(B, d_streams, e->draw_streams, sizeof(uint64_t) * (size_t)n));
+    AHA_TRY(B->upload(B, d_positions, e->draw_positions, sizeof(uint64_t) * (size_t)n));
+    AhaSampleSpec spec = {.temperature = p->temperature, .top_p = p->top_p, .top_k = p->top_k,
+                          .seed = p->seed};
+    B->sample(B, d_tokens, d_logprobs, e->logits, d_rows, d_streams, d_positions, n, e->vocab,
+              &spec);
+    AHA_TRY(B->download(B, e->draw_tokens, d_tokens, sizeof(int) * (size_t)n));
+    AHA_TRY(B->download(B, e->draw_logprobs, d_logprobs, sizeof(float) * (size_t)n));
+    for (int i = 0; i < n; i++) {
+        Sequence *q = &e->seqs[seq_of_row[i]];
+        q->tokens[q->n_tokens] = e->draw_tokens[i];
+        q->logprobs[q->n_tokens] = e->draw_logprobs[i];
+        q->n_tokens++;
     }
     e->stats.generated_tokens += n;
     for (int i = 0; i < n; i++) AHA_TRY(after_token(e, &e->seqs[seq_of_row[i]]));
@@ -346,11 +373,11 @@ static int decode(Engine *e, atomic_int *cancel) {
     }
 }
 
-void aha_kernels_batch_invariant(AhaKernels *out, const AhaKernels *base) {
-    *out = *base;
-    const AhaKernels *cpu = aha_kernels_cpu(), *ref = aha_kernels_cpu_ref();
-    if (base->matmul_forward == cpu->matmul_forward || base->matmul_forward == ref->matmul_forward)
-        out->matmul_forward = aha_matmul_forward_invariant;
+AhaBackend *aha_backend_invariant_like(const AhaBackend *like) {
+    AhaBackendOptions options = {.device = like->device, .batch_invariant = 1};
+    AhaBackend *be = aha_backend_create(like->name, &options);
+    if (be == NULL) aha_error_prefix("a batch-invariant context for the sampler");
+    return be;
 }
 
 int aha_rollout_check(const AhaModel *model, const AhaRolloutRequest *request,
@@ -370,11 +397,16 @@ int aha_rollout_run_until(AhaModel *model, const AhaRolloutRequest *request,
     AHA_TRY(aha_rollout_check(model, request, options));
     int saved_threads = aha_kernels_threads();
     if (options->threads > 0) aha_kernels_set_threads(options->threads);
-    /* Decode with a batch-invariant matmul, so that no completion depends on its batch. */
-    const AhaKernels *model_kernels = model->kernels;
-    AhaKernels decode_kernels;
-    aha_kernels_batch_invariant(&decode_kernels, model_kernels);
-    model->kernels = &decode_kernels;
+    /* Decode on a batch-invariant context, so that no completion depends on its batch: the
+     * model's own when it is one (the trainer's), else a new one of the same backend. */
+    AhaBackend *model_backend = model->backend, *decode_backend = NULL;
+    if (!model_backend->batch_invariant) {
+        if (!(decode_backend = aha_backend_invariant_like(model_backend))) {
+            if (options->threads > 0) aha_kernels_set_threads(saved_threads);
+            return -1;
+        }
+        model->backend = decode_backend;
+    }
     Engine e = {.m = model, .req = request, .opt = options, .sink = sink, .sink_ctx = sink_ctx};
     int status = engine_init(&e);
     if (status == 0) {
@@ -387,7 +419,10 @@ int aha_rollout_run_until(AhaModel *model, const AhaRolloutRequest *request,
     }
     if (stats) *stats = e.stats;
     engine_free(&e);
-    model->kernels = model_kernels;
+    if (decode_backend) {
+        model->backend = model_backend;
+        aha_backend_free(decode_backend);
+    }
     if (options->threads > 0) aha_kernels_set_threads(saved_threads);
     return status;
 }

@@ -147,14 +147,17 @@ struct AhaBackend {
                             int in_dim, int out_dim);
     /* The expert GEMM over permuted rows: rows [off[e], off[e+1]) of in[n_rows,in_dim] go
      * through expert e's weight[e][out_dim][in_dim]:
-     *   out[r] = in[r] @ weight[e]^T  for off[e] <= r < off[e+1]   (overwrites out[n_rows])
-     * expert_off [n_experts+1] backend memory from moe_permute, off[E] = n_rows. The rows of
+     *   out[r] = in[r] @ weight[e]^T  for off[e] <= r < off[e+1]
+     * expert_off [n_experts+1] backend memory from moe_permute. Row indices are absolute
+     * (into in and out); rows outside [off[0], off[n_experts]) are left alone, so a caller
+     * that runs only experts [e0, e1) (expert parallel) passes expert_off + e0, weight + e0
+     * experts and n_experts = e1 - e0; usually off[0] = 0 and off[E] = n_rows. The rows of
      * one expert get exactly matmul_forward's numbers for that many rows. */
     void (*grouped_matmul_forward)(AhaBackend *be, float *out, const float *in,
                                    const float *weight, const int *expert_off, int n_rows,
                                    int n_experts, int in_dim, int out_dim);
     /* din[n_rows,in_dim] += dout @ weight[e]; dweight[e] += dout_e^T @ in_e (din or dweight
-     * may be NULL), per expert as matmul_backward. */
+     * may be NULL), per expert as matmul_backward; rows as in the forward. */
     void (*grouped_matmul_backward)(AhaBackend *be, float *din, float *dweight,
                                     const float *dout, const float *in, const float *weight,
                                     const int *expert_off, int n_rows, int n_experts,

@@ -1,10 +1,8 @@
-/* The compute primitives of the policy, behind one backend-neutral table.
- *
- * A backend is one AhaKernels instance: a C struct of function pointers (ggml style), so a
- * CUDA backend can slot in later with the same calls. The CPU backend (OpenMP, OpenBLAS
- * sgemm, AVX2) is aha_kernels_cpu(); aha_kernels_cpu_ref() holds the plain C references
- * with the same signatures, used by the tests. Each reference is also exported by name
- * (aha_<op>_ref) so a test can call it directly.
+/* The dense CPU kernels over host pointers, as one table per variant: aha_kernels_cpu()
+ * (OpenMP, OpenBLAS sgemm, AVX2) and aha_kernels_cpu_ref() (the plain C references, each also
+ * exported by name as aha_<op>_ref). They are the building stones of the "cpu" and "cpu-ref"
+ * backends (aha/backend.h), which is what the model, the sampler and the optimizer call; use
+ * this table only to test or benchmark a CPU kernel on its own.
  *
  * Conventions (llm.c): row-major float32; `n` rows; weights are [out, in] as in Hugging
  * Face; forward functions overwrite their outputs; backward functions ACCUMULATE (+=) into
@@ -48,24 +46,12 @@ typedef struct AhaKernels {
      * the last of them): out[heads*head_dim], probs[heads*len] (scratch that receives the
      * softmax), q[heads*head_dim], key row j at k + j*kv_stride (kv_heads*head_dim values),
      * same for v. Scale head_dim^-0.5; query head h reads KV head h / (heads/kv_heads).
-     * The training forward runs exactly this for every row, so a KV-cache decoder calling
-     * it gets the trainer's numbers. */
+     * The training attention of the CPU backend runs exactly this for every row, so a
+     * KV-cache decoder calling it gets the trainer's numbers. The training attention itself
+     * is an AhaBackend op (aha/backend.h: no probability matrix is kept). */
     void (*attention_row_forward)(float *out, float *probs, const float *q, const float *k,
                                   const float *v, int len, int kv_stride, int heads,
                                   int kv_heads, int head_dim);
-    /* Training attention over a packed batch: sequence s is rows
-     * [seq_start[s], seq_start[s+1]), attention never crosses sequences.
-     * q/out [T, heads*head_dim], k/v [T, kv_heads*head_dim]. probs keeps the causal
-     * softmax: sequence s starts at aha_attention_probs_offset(seq_start, s, heads), and
-     * within it query row i holds [heads][i+1] at offset heads*i*(i+1)/2. */
-    void (*attention_forward)(float *out, float *probs, const float *q, const float *k,
-                              const float *v, const int *seq_start, int n_seqs, int heads,
-                              int kv_heads, int head_dim);
-    void (*attention_backward)(float *dq, float *dk, float *dv, const float *dout,
-                               const float *q, const float *k, const float *v,
-                               const float *probs, const int *seq_start, int n_seqs,
-                               int heads, int kv_heads, int head_dim);
-
     /* out[n] = silu(gate[n]) * up[n] */
     void (*swiglu_forward)(float *out, const float *gate, const float *up, size_t n);
     void (*swiglu_backward)(float *dgate, float *dup, const float *dout, const float *gate,
@@ -84,9 +70,6 @@ typedef struct AhaKernels {
 
 const AhaKernels *aha_kernels_cpu(void);
 const AhaKernels *aha_kernels_cpu_ref(void);
-
-/* Offset (in floats) of sequence s's attention probabilities; s == n_seqs gives the total. */
-size_t aha_attention_probs_offset(const int *seq_start, int s, int heads);
 
 /* Threads for the CPU backend (OpenMP and OpenBLAS); n <= 0 keeps the current setting. */
 void aha_kernels_set_threads(int n);
@@ -109,13 +92,6 @@ void aha_rope_backward_ref(float *dx, const int *pos, int n, int heads, int head
 void aha_attention_row_forward_ref(float *out, float *probs, const float *q, const float *k,
                                    const float *v, int len, int kv_stride, int heads,
                                    int kv_heads, int head_dim);
-void aha_attention_forward_ref(float *out, float *probs, const float *q, const float *k,
-                               const float *v, const int *seq_start, int n_seqs, int heads,
-                               int kv_heads, int head_dim);
-void aha_attention_backward_ref(float *dq, float *dk, float *dv, const float *dout,
-                                const float *q, const float *k, const float *v,
-                                const float *probs, const int *seq_start, int n_seqs,
-                                int heads, int kv_heads, int head_dim);
 void aha_swiglu_forward_ref(float *out, const float *gate, const float *up, size_t n);
 void aha_swiglu_backward_ref(float *dgate, float *dup, const float *dout, const float *gate,
                              const float *up, size_t n);

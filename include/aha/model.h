@@ -8,14 +8,16 @@
  *                 p = softmax(router(x)); top-k of p; w = p_topk (/ sum if norm_topk_prob)
  *                 y = sum_j w_j * expert_j(x)  (+ sigmoid(shared_gate . x) * shared(x))
  *   logits = lm_head(norm(x))
- * All math is float32. See docs/model.md. */
+ * All math is float32, on the model's backend (aha/backend.h): every arena below is backend
+ * memory, and every op of the forward, backward and decode building blocks is a backend op.
+ * See docs/model.md. */
 #ifndef AHA_MODEL_H
 #define AHA_MODEL_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#include "aha/kernels.h"
+#include "aha/backend.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -87,7 +89,8 @@ int aha_model_layer_is_moe(const AhaModelConfig *cfg, int layer);
 size_t aha_model_config_num_params(const AhaModelConfig *cfg);
 size_t aha_model_config_active_params(const AhaModelConfig *cfg);
 
-/* One layer's weights: pointers into an arena (parameters or gradients, same layout).
+/* One layer's weights: pointers into an arena (parameters or gradients, same layout), in
+ * backend memory.
  * Unused pointers are NULL (e.g. the MoE fields of a dense layer). */
 typedef struct {
     float *input_norm;         /* [H] */
@@ -115,7 +118,7 @@ typedef struct {
 } AhaLayerWeights;
 
 typedef struct {
-    float *memory;           /* the arena: every tensor below points into it */
+    float *memory;           /* the arena (backend memory): every tensor below points into it */
     size_t count;            /* floats in the arena */
     float *embed_tokens;     /* [V, H] */
     float *final_norm;       /* [H] */
@@ -130,7 +133,7 @@ typedef struct {
     int64_t shape[2];
     size_t offset; /* in floats from the arena start; the gradient is at grads.memory+offset */
     size_t numel;
-    float *data;   /* params.memory + offset */
+    float *data;   /* params.memory + offset (backend memory: download to read it on the host) */
 } AhaTensor;
 
 /* A packed batch: n_seqs sequences laid end to end, no padding. Sequence s is tokens
@@ -145,20 +148,26 @@ typedef struct AhaActivations AhaActivations;
 
 typedef struct {
     AhaModelConfig cfg;
-    const AhaKernels *kernels; /* aha_kernels_cpu() unless set otherwise */
+    AhaBackend *backend;       /* runs every op and owns every arena of the model */
+    int owns_backend;          /* aha_model_free frees it */
     AhaParams params;
     AhaParams grads;           /* memory NULL until aha_model_alloc_grads / first backward */
     int num_tensors;
     AhaTensor *tensors;        /* [num_tensors] */
     AhaActivations *acts;      /* training state of the last forward (opaque) */
-    float *scratch;            /* for the building blocks; grows as needed */
+    float *scratch;            /* for the building blocks (backend memory); grows as needed */
     size_t scratch_count;
 } AhaModel;
 
-AhaModel *aha_model_create(const AhaModelConfig *cfg);
+/* The model's arenas on backend (NULL: a "cpu" context of its own, freed with the model). */
+AhaModel *aha_model_create(const AhaModelConfig *cfg, AhaBackend *backend);
+/* Runs the model on another context of the same backend and device from now on (the
+ * sampler's and the trainer's batch-invariant contexts); memory stays where it is. With
+ * owned, the model frees the context. The previous context is freed if the model owned it. */
+int aha_model_set_backend(AhaModel *m, AhaBackend *backend, int owned);
 void aha_model_free(AhaModel *m);
 /* Normal(0, std) weights (Box-Muller on a fixed generator), norms set to 1, biases 0. */
-void aha_model_init_random(AhaModel *m, uint64_t seed, float std);
+int aha_model_init_random(AhaModel *m, uint64_t seed, float std);
 /* dst and src must have identical configs. */
 int aha_model_copy_params(AhaModel *dst, const AhaModel *src);
 int aha_model_alloc_grads(AhaModel *m);
@@ -191,15 +200,16 @@ int aha_model_expert_load(const AhaModel *m, int layer, float *load);
 int aha_model_logits(AhaModel *m, float *logits);
 
 /* ---- Building blocks for a KV-cache decoder: N rows at arbitrary positions, nothing kept.
- * They use the training forward's kernels. x is the residual stream [N, H], updated in
- * place. They use m->scratch, so one model must not run them from two threads at once. */
-/* x[N,H] = embed_tokens[tokens[N]] */
+ * They use the training forward's ops. x is the residual stream [N, H], updated in place.
+ * Every array is backend memory (tokens and pos too). They use m->scratch, so one model must
+ * not run them from two threads at once. */
+/* x[N,H] = embed_tokens[tokens[N]] (tokens are not checked: the caller's job) */
 int aha_model_embed(AhaModel *m, float *x, const int *tokens, int n);
 /* input norm, q/k/v projections (+ bias), q/k norm, RoPE at pos[N]:
  * q[N, nh*hd], k[N, nkv*hd], v[N, nkv*hd]. */
 int aha_layer_qkv(AhaModel *m, int layer, float *q, float *k, float *v, const float *x,
                   const int *pos, int n);
-/* x[N,H] += attn[N, nh*hd] @ o_proj^T  (attention itself: kernels->attention_row_forward) */
+/* x[N,H] += attn[N, nh*hd] @ o_proj^T  (attention itself: backend->attention_decode) */
 int aha_layer_attn_out(AhaModel *m, int layer, float *x, const float *attn, int n);
 /* x[N,H] += ffn(post_norm(x)): dense MLP or router + top-k + experts + shared expert. */
 int aha_layer_ffn(AhaModel *m, int layer, float *x, int n);

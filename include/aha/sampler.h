@@ -120,13 +120,15 @@ typedef struct AhaRolloutStats {
 typedef int (*AhaGroupSink)(void *ctx, AhaRolloutGroup *group);
 
 /* Batch invariance. OpenBLAS sgemm rounds a row differently depending on how many rows
- * share the call and how threads split it, so the sampler decodes with a kernels table in
- * which matmul_forward is replaced by a batch-invariant product (kernels/cpu/matmul_invariant.h): then a
- * completion never depends on its batch, prefix sharing or the thread count. out = base
- * with that replacement (when base is the CPU backend or its reference; other backends are
- * copied unchanged). A trainer that sets model->kernels to such a table for its forward
- * gets log-probs bit-equal to the sampler's; with plain sgemm they differ by ~1e-6. */
-void aha_kernels_batch_invariant(AhaKernels *out, const AhaKernels *base);
+ * share the call and how threads split it, so the sampler decodes on a batch-invariant
+ * backend context (AhaBackendOptions.batch_invariant: on the CPU, the product of
+ * kernels/cpu/matmul_invariant.c): then a completion never depends on its batch, prefix
+ * sharing or the thread count. aha_rollout_run uses the model's context when it is
+ * batch-invariant (the trainer's is) and otherwise this: a new batch-invariant context of
+ * the same backend and device (NULL with an error when there is none). A trainer whose
+ * model runs on such a context gets log-probs bit-equal to the sampler's; with plain sgemm
+ * they differ by ~1e-6. */
+AhaBackend *aha_backend_invariant_like(const AhaBackend *like);
 
 /* Checks a request against a model without sampling: the same checks aha_rollout_run and
  * aha_rollout_start make first. The message names the field or the prompt. */

@@ -275,26 +275,6 @@ void aha_cpu_attention_row_forward(float *out, float *probs, const float *q, con
     aha_cpu_attention_row(out, probs, NULL, q, k, v, len, kv_stride, heads, kv_heads, head_dim);
 }
 
-void aha_cpu_attention_forward(float *out, float *probs, const float *q, const float *k,
-                               const float *v, const int *seq_start, int n_seqs, int heads,
-                               int kv_heads, int head_dim) {
-    int qd = heads * head_dim, kvd = kv_heads * head_dim;
-    /* one parallel region; the rows of each sequence are shared out without a barrier */
-#pragma omp parallel if (seq_start[n_seqs] >= 64 && !omp_in_parallel())
-    for (int s = 0; s < n_seqs; s++) {
-        int start = seq_start[s], len = seq_start[s + 1] - start;
-        float *ps = probs + aha_attention_probs_offset(seq_start, s, heads);
-#pragma omp for schedule(dynamic, 8) nowait
-        for (int i = 0; i < len; i++) {
-            size_t t = (size_t)(start + i);
-            aha_cpu_attention_row_forward(out + t * qd, ps + (size_t)heads * i * (i + 1) / 2,
-                                          q + t * qd, k + (size_t)start * kvd,
-                                          v + (size_t)start * kvd, i + 1, kvd, heads, kv_heads,
-                                          head_dim);
-        }
-    }
-}
-
 /* Plain backward of one (sequence, KV head): any head_dim. dp is [len] scratch. ps holds
  * row i of the probabilities at p_heads*i*(i+1)/2, head h at (h - p_h0)*(i+1) within it
  * (every head of the sequence, or only this KV head's group). */
@@ -518,52 +498,6 @@ static void backward_avx2(float *dq, float *dk, float *dv, const float *dout, co
 }
 #endif
 
-/* One task per (sequence, KV head): the query heads of a group write only their own dq rows
- * and that KV head's dk/dv, so tasks never share an output. */
-void aha_cpu_attention_backward(float *dq, float *dk, float *dv, const float *dout,
-                                const float *q, const float *k, const float *v,
-                                const float *probs, const int *seq_start, int n_seqs, int heads,
-                                int kv_heads, int head_dim) {
-    int max_len = 0;
-    for (int s = 0; s < n_seqs; s++)
-        if (seq_start[s + 1] - seq_start[s] > max_len) max_len = seq_start[s + 1] - seq_start[s];
-    int fast = 0;
-#ifdef AHA_VEC_AVX2
-    fast = head_dim % 8 == 0;
-#endif
-    size_t scratch = fast ? (size_t)max_len * (max_len + 1) : (size_t)max_len; /* 2 triangles */
-    if (scratch == 0) scratch = 1;
-    int tasks = n_seqs * kv_heads;
-    int threaded = tasks > 1 && seq_start[n_seqs] >= 64 && !omp_in_parallel();
-    int threads = threaded ? omp_get_max_threads() : 1;
-    float *bufs = malloc(sizeof(float) * scratch * (size_t)threads);
-    if (bufs == NULL) { /* no memory for scratch: the reference needs none */
-        aha_attention_backward_ref(dq, dk, dv, dout, q, k, v, probs, seq_start, n_seqs, heads,
-                                   kv_heads, head_dim);
-        return;
-    }
-#pragma omp parallel num_threads(threads) if (threaded)
-    {
-        float *buf = bufs + scratch * (size_t)omp_get_thread_num();
-#pragma omp for schedule(dynamic, 1)
-        for (int task = 0; task < tasks; task++) {
-            int s = task / kv_heads, kh = task % kv_heads;
-            int start = seq_start[s], len = seq_start[s + 1] - start;
-            const float *ps = probs + aha_attention_probs_offset(seq_start, s, heads);
-#ifdef AHA_VEC_AVX2
-            if (fast) {
-                backward_avx2(dq, dk, dv, dout, q, k, v, ps, heads, 0, start, len, kh, heads, kv_heads,
-                              head_dim, buf);
-                continue;
-            }
-#endif
-            backward_plain(dq, dk, dv, dout, q, k, v, ps, heads, 0, start, len, kh, heads, kv_heads,
-                           head_dim, buf);
-        }
-    }
-    free(bufs);
-}
-
 /* ---- the backend's attention: no probability matrix kept ------------------------------ */
 
 /* Every row runs the decoder's row kernel (so training and decoding agree bit for bit),
@@ -598,9 +532,10 @@ void aha_cpu_attention_forward_lse(AhaBackend *be, float *out, float *lse, const
     free(bufs);
 }
 
-/* One task per (sequence, KV head), as the stored-probability backward above: the task
- * first recomputes its group's probabilities with the forward's own row code (the same
- * bits the forward had), then runs the same backward on them. out and lse are not needed. */
+/* One task per (sequence, KV head): the query heads of a group write only their own dq rows
+ * and that KV head's dk/dv, so tasks never share an output. The task first recomputes its
+ * group's probabilities with the forward's own row code (the same bits the forward had),
+ * then runs the backward above on them. out and lse are not needed. */
 void aha_cpu_attention_backward_recompute(AhaBackend *be, float *dq, float *dk, float *dv,
                                           const float *dout, const float *q, const float *k,
                                           const float *v, const AhaSeqs *seqs, int heads,

@@ -87,10 +87,14 @@ static void matmul_forward_invariant_ref(AhaBackend *be, float *out, const float
 
 /* ---- rows and elements --------------------------------------------------------------- */
 
+/* Below this many floats a copy or an add costs less than waking the other threads (the
+ * decoder's few hundred rows per step); the training batch's are far above it. */
+enum { PARALLEL_FLOATS = 1 << 20 };
+
 static void gather_rows_fast(AhaBackend *be, float *out, const float *table, const int *rows,
                              int n, int dim) {
     (void)be;
-#pragma omp parallel for schedule(static) if (n >= 64)
+#pragma omp parallel for schedule(static) if ((size_t)n * dim >= PARALLEL_FLOATS)
     for (int i = 0; i < n; i++)
         memcpy(out + (size_t)i * dim, table + (size_t)rows[i] * dim, sizeof(float) * dim);
 }
@@ -115,7 +119,7 @@ static void scatter_add_rows(AhaBackend *be, float *table, const float *in, cons
 
 static void add_fast(AhaBackend *be, float *y, const float *x, size_t count) {
     (void)be;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (count >= PARALLEL_FLOATS)
     for (size_t i = 0; i < count; i++) y[i] += x[i];
 }
 
@@ -126,7 +130,7 @@ static void add_ref(AhaBackend *be, float *y, const float *x, size_t count) {
 
 static void scale_fast(AhaBackend *be, float *x, size_t count, float factor) {
     (void)be;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (count >= PARALLEL_FLOATS)
     for (size_t i = 0; i < count; i++) x[i] *= factor;
 }
 

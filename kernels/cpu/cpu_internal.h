@@ -33,14 +33,6 @@ void aha_cpu_attention_backward_recompute(AhaBackend *be, float *dq, float *dk, 
 void aha_cpu_attention_row_forward(float *out, float *probs, const float *q, const float *k,
                                    const float *v, int len, int kv_stride, int heads,
                                    int kv_heads, int head_dim);
-void aha_cpu_attention_forward(float *out, float *probs, const float *q, const float *k,
-                               const float *v, const int *seq_start, int n_seqs, int heads,
-                               int kv_heads, int head_dim);
-void aha_cpu_attention_backward(float *dq, float *dk, float *dv, const float *dout,
-                                const float *q, const float *k, const float *v,
-                                const float *probs, const int *seq_start, int n_seqs, int heads,
-                                int kv_heads, int head_dim);
-
 /* logprob.c */
 void aha_cpu_logprob_forward(float *logprob, float *entropy, const float *logits,
                              const int *targets, int n, int vocab, float temperature);

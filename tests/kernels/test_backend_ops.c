@@ -550,6 +550,7 @@ static void run_all_cases(void) {
     CASE(case_attention(lens1, 4, 4, 2, 64));
     CASE(case_attention(lens2, 2, 2, 1, 128));
     CASE(case_attention(lens2, 2, 3, 3, 40)); /* not a multiple of 8: the plain path */
+    CASE(case_attention(lens1, 4, 6, 2, 48)); /* a pair and a single per group, a 16-column tail */
     CASE(case_decode(4, 2, 64));
     CASE(case_decode(2, 1, 128));
     CASE(case_moe(70, 64, 8, 64, 1));

@@ -97,7 +97,7 @@ static void test_adamw_matches_optimizer(void **state) {
     enum { N = 1000 };
     AhaAdamWConfig cfg = {0.9f, 0.95f, 1e-8f, 0.1f};
     AhaAdamW opt;
-    assert_int_equal(aha_adamw_init(&opt, N, &cfg), 0);
+    assert_int_equal(aha_adamw_init(&opt, NULL, N, &cfg), 0);
     float p_ref[N], p[N], m[N] = {0}, v[N] = {0}, g[N];
     for (int i = 0; i < N; i++) p_ref[i] = p[i] = uniform();
     for (int step = 1; step <= 3; step++) {

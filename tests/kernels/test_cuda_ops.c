@@ -15,6 +15,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "aha/backend.h"
 #include "aha/cuda.h"
 #include "aha/error.h"
 #include "aha/kernels.h"
@@ -248,10 +249,15 @@ static void attention_case(int head_dim) {
     size_t qn = (size_t)T * heads * head_dim, kn = (size_t)T * kv * head_dim;
     float *q = rnd(qn, 1), *k = rnd(kn, 1), *v = rnd(kn, 1), *dout = rnd(qn, 1);
     float *out = malloc(qn * 4), *dq = calloc(qn, 4), *dk = calloc(kn, 4), *dv = calloc(kn, 4);
-    float *probs = malloc(aha_attention_probs_offset(seq_start, n_seqs, heads) * 4);
-    aha_attention_forward_ref(out, probs, q, k, v, seq_start, n_seqs, heads, kv, head_dim);
-    aha_attention_backward_ref(dq, dk, dv, dout, q, k, v, probs, seq_start, n_seqs, heads, kv,
-                               head_dim);
+    /* the reference backend (host memory): out and lse kept, the backward recomputes */
+    AhaBackend *ref = aha_backend_create("cpu-ref", NULL);
+    assert_non_null(ref);
+    const AhaSeqs seqs = {seq_start, n_seqs, T, 70};
+    float *lse = malloc((size_t)T * heads * 4);
+    ref->attention_forward(ref, out, lse, q, k, v, &seqs, heads, kv, head_dim);
+    ref->attention_backward(ref, dq, dk, dv, dout, q, k, v, out, lse, &seqs, heads, kv, head_dim);
+    free(lse);
+    aha_backend_free(ref);
     int *d_ss = dev(seq_start, sizeof seq_start);
     float *d_q = devf(q, qn), *d_k = devf(k, kn), *d_v = devf(v, kn), *d_do = devf(dout, qn);
     float *d_o = devf(NULL, qn), *d_lse = devf(NULL, (size_t)T * heads);
@@ -295,7 +301,7 @@ static void attention_case(int head_dim) {
     void *all[] = {d_ss, d_q, d_k, d_v, d_do, d_o, d_lse, d_dq, d_dk, d_dv, d_cache, d_s, d_p,
                    d_s1, d_p1, d_dec};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) aha_cuda_dealloc(cu, all[i]);
-    free(q), free(k), free(v), free(dout), free(out), free(dq), free(dk), free(dv), free(probs);
+    free(q), free(k), free(v), free(dout), free(out), free(dq), free(dk), free(dv);
 }
 
 static void test_attention(void **state) {
@@ -522,7 +528,7 @@ static void test_adamw_and_grad_norm(void **state) {
     const size_t N = 100003;
     AhaAdamWConfig cfg = {0.9f, 0.95f, 1e-8f, 0.1f};
     AhaAdamW opt;
-    OK(aha_adamw_init(&opt, N, &cfg));
+    OK(aha_adamw_init(&opt, NULL, N, &cfg));
     float *p = rnd(N, 1), *g = malloc(N * 4);
     float *d_p = devf(p, N), *d_g = devf(NULL, N), *d_m = devf(NULL, N), *d_v = devf(NULL, N);
     for (int step = 1; step <= 3; step++) {
@@ -541,7 +547,7 @@ static void test_adamw_and_grad_norm(void **state) {
     double sumsq = 0;
     for (size_t i = 0; i < N + 777; i++) sumsq += (double)both[i] * both[i];
     float want_norm = (float)sqrt(sumsq);
-    float norm = aha_clip_grad_norm(both, N + 777, 0.5f * want_norm);
+    float norm = aha_clip_grad_norm(NULL, both, N + 777, 0.5f * want_norm);
     float *ptrs[2] = {d_g, d_g2};
     size_t counts[2] = {N, 777};
     OK(aha_cuda_clip_grad_norm(cu, ptrs, counts, 2, 0.5f * want_norm, d_norm));

@@ -1,6 +1,7 @@
 /* Every kernel: its backward against central finite differences (loss = sum r*out, summed
  * in double, each input checked along random directions and at single coordinates), and the
- * fast CPU kernel against the plain C reference on odd sizes. */
+ * fast CPU kernel against the plain C reference on odd sizes. Attention is checked in its
+ * backend form (aha/backend.h); tests/kernels/test_backend_ops.c covers every backend op. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,6 +11,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "aha/backend.h"
 #include "aha/kernels.h"
 
 static uint64_t rng = 99;
@@ -155,43 +157,46 @@ static void test_rope(void **state) {
     free(x), free(y), free(rx), free(ry), free(fast);
 }
 
-/* ---- attention over a packed batch with GQA */
+/* ---- attention over a packed batch with GQA: the backend contract (aha/backend.h), in
+ * which the forward keeps the output and the log-sum-exp and the backward recomputes. */
 enum { HEADS = 4, KV = 2, HD = 6 };
 static const int att_starts[4] = {0, 5, 6, 13};
-typedef struct { float *out, *probs, *q, *k, *v, *r; } AttCtx;
+static const AhaSeqs att_seqs = {att_starts, 3, 13, 7};
+typedef struct { AhaBackend *be; float *out, *lse, *q, *k, *v, *r; } AttCtx;
 static double att_loss(void *p) {
     AttCtx *c = p;
-    aha_attention_forward_ref(c->out, c->probs, c->q, c->k, c->v, att_starts, 3, HEADS, KV, HD);
+    c->be->attention_forward(c->be, c->out, c->lse, c->q, c->k, c->v, &att_seqs, HEADS, KV, HD);
     return weighted(c->out, c->r, 13 * HEADS * HD);
 }
 
 static void test_attention(void **state) {
     (void)state;
     int T = 13, qd = HEADS * HD, kvd = KV * HD;
-    size_t P = aha_attention_probs_offset(att_starts, 3, HEADS);
-    AttCtx c = {zeros(T * qd), zeros(P), randn(T * qd, 1), randn(T * kvd, 1), randn(T * kvd, 1),
-                randn(T * qd, 1)};
+    AhaBackend *ref = aha_backend_create("cpu-ref", NULL), *fast = aha_backend_create("cpu", NULL);
+    assert_non_null(ref), assert_non_null(fast);
+    AttCtx c = {ref, zeros(T * qd), zeros(T * HEADS), randn(T * qd, 1), randn(T * kvd, 1),
+                randn(T * kvd, 1), randn(T * qd, 1)};
     att_loss(&c);
     float *dq = zeros(T * qd), *dk = zeros(T * kvd), *dv = zeros(T * kvd);
     /* causal and per sequence: the first row of each sequence attends only to itself */
     for (int d = 0; d < HD; d++) assert_float_equal(c.out[5 * qd + d], c.v[5 * kvd + d], 1e-6);
-    aha_attention_backward_ref(dq, dk, dv, c.r, c.q, c.k, c.v, c.probs, att_starts, 3, HEADS, KV, HD);
+    ref->attention_backward(ref, dq, dk, dv, c.r, c.q, c.k, c.v, c.out, c.lse, &att_seqs, HEADS, KV, HD);
     check_grad("attention dq", att_loss, &c, c.q, dq, T * qd, 1e-2, 2e-3);
     check_grad("attention dk", att_loss, &c, c.k, dk, T * kvd, 1e-2, 2e-3);
     check_grad("attention dv", att_loss, &c, c.v, dv, T * kvd, 1e-2, 2e-3);
-    const AhaKernels *K = aha_kernels_cpu();
-    float *out = zeros(T * qd), *probs = zeros(P), *fdq = zeros(T * qd), *fdk = zeros(T * kvd),
+    float *out = zeros(T * qd), *lse = zeros(T * HEADS), *fdq = zeros(T * qd), *fdk = zeros(T * kvd),
           *fdv = zeros(T * kvd);
-    K->attention_forward(out, probs, c.q, c.k, c.v, att_starts, 3, HEADS, KV, HD);
-    att_loss(&c); /* c.out and c.probs at the unperturbed inputs again */
+    fast->attention_forward(fast, out, lse, c.q, c.k, c.v, &att_seqs, HEADS, KV, HD);
+    att_loss(&c); /* c.out and c.lse at the unperturbed inputs again */
     assert_close("attention forward", out, c.out, T * qd, 1e-5f);
-    assert_close("attention probs", probs, c.probs, P, 1e-5f);
-    K->attention_backward(fdq, fdk, fdv, c.r, c.q, c.k, c.v, probs, att_starts, 3, HEADS, KV, HD);
+    assert_close("attention lse", lse, c.lse, T * HEADS, 1e-5f);
+    fast->attention_backward(fast, fdq, fdk, fdv, c.r, c.q, c.k, c.v, out, lse, &att_seqs, HEADS, KV, HD);
     assert_close("attention dq", fdq, dq, T * qd, 1e-5f);
     assert_close("attention dk", fdk, dk, T * kvd, 1e-5f);
     assert_close("attention dv", fdv, dv, T * kvd, 1e-5f);
-    free(c.out), free(c.probs), free(c.q), free(c.k), free(c.v), free(c.r);
-    free(dq), free(dk), free(dv), free(out), free(probs), free(fdq), free(fdk), free(fdv);
+    free(c.out), free(c.lse), free(c.q), free(c.k), free(c.v), free(c.r);
+    free(dq), free(dk), free(dv), free(out), free(lse), free(fdq), free(fdk), free(fdv);
+    aha_backend_free(ref), aha_backend_free(fast);
 }
 
 /* ---- swiglu */
@@ -257,20 +262,24 @@ static void test_logprob(void **state) {
 
 /* The vector attention (head_dim a multiple of 8): forward and backward against the
  * reference on sequences up to 70 rows (every tail length of the four-key and eight-key
- * blocks), and each training row equal bit for bit to the decoder's row kernel. */
+ * blocks), each training row equal bit for bit to the decoder's row kernel, and each head of
+ * a KV group equal to the head computed alone. */
 static void attention_vector_case(int H, int KVH, int D) {
     enum { NS = 5 };
     const int starts[NS + 1] = {0, 1, 8, 48, 118, 131};
+    const AhaSeqs seqs = {starts, NS, 131, 70};
     int T = starts[NS], qd = H * D, kvd = KVH * D;
-    size_t P = aha_attention_probs_offset(starts, NS, H);
+    AhaBackend *ref = aha_backend_create("cpu-ref", NULL), *fast = aha_backend_create("cpu", NULL);
+    assert_non_null(ref), assert_non_null(fast);
     float *q = randn((size_t)T * qd, 1), *k = randn((size_t)T * kvd, 1), *v = randn((size_t)T * kvd, 1);
     float *dy = randn((size_t)T * qd, 1);
-    float *out = zeros((size_t)T * qd), *probs = zeros(P), *rout = zeros((size_t)T * qd), *rprobs = zeros(P);
-    const AhaKernels *K = aha_kernels_cpu();
-    K->attention_forward(out, probs, q, k, v, starts, NS, H, KVH, D);
-    aha_attention_forward_ref(rout, rprobs, q, k, v, starts, NS, H, KVH, D);
+    float *out = zeros((size_t)T * qd), *lse = zeros((size_t)T * H), *rout = zeros((size_t)T * qd),
+          *rlse = zeros((size_t)T * H);
+    fast->attention_forward(fast, out, lse, q, k, v, &seqs, H, KVH, D);
+    ref->attention_forward(ref, rout, rlse, q, k, v, &seqs, H, KVH, D);
     assert_close("attention forward (vector)", out, rout, (size_t)T * qd, 1e-5f);
-    assert_close("attention probs (vector)", probs, rprobs, P, 1e-5f);
+    assert_close("attention lse (vector)", lse, rlse, (size_t)T * H, 1e-5f);
+    const AhaKernels *K = aha_kernels_cpu();
     float *row_out = zeros((size_t)H * D), *row_probs = zeros((size_t)H * 70);
     for (int s = 0; s < NS; s++)
         for (int t = starts[s]; t < starts[s + 1]; t++) {
@@ -278,10 +287,7 @@ static void attention_vector_case(int H, int KVH, int D) {
             K->attention_row_forward(row_out, row_probs, q + (size_t)t * qd, k + (size_t)starts[s] * kvd,
                                      v + (size_t)starts[s] * kvd, i + 1, kvd, H, KVH, D);
             assert_memory_equal(row_out, out + (size_t)t * qd, sizeof(float) * H * D);
-            assert_memory_equal(row_probs, probs + aha_attention_probs_offset(starts, s, H) + (size_t)H * i * (i + 1) / 2,
-                                sizeof(float) * H * (i + 1));
         }
-    /* the heads of a KV group, computed together, equal each head computed alone */
     for (int h = 0; h < H; h++) {
         int t = 100, s = 3, i = t - starts[s];
         float alone[64], alone_p[70];
@@ -289,19 +295,18 @@ static void attention_vector_case(int H, int KVH, int D) {
                                  k + (size_t)starts[s] * kvd + (h / (H / KVH)) * D,
                                  v + (size_t)starts[s] * kvd + (h / (H / KVH)) * D, i + 1, kvd, 1, 1, D);
         assert_memory_equal(alone, out + (size_t)t * qd + h * D, sizeof(float) * D);
-        assert_memory_equal(alone_p, probs + aha_attention_probs_offset(starts, s, H) + (size_t)H * i * (i + 1) / 2 + (size_t)h * (i + 1),
-                            sizeof(float) * (i + 1));
     }
     float *dq = zeros((size_t)T * qd), *dk = zeros((size_t)T * kvd), *dv = zeros((size_t)T * kvd);
     float *rdq = zeros((size_t)T * qd), *rdk = zeros((size_t)T * kvd), *rdv = zeros((size_t)T * kvd);
     for (size_t i = 0; i < (size_t)T * kvd; i++) dk[i] = rdk[i] = 0.25f; /* backward accumulates */
-    K->attention_backward(dq, dk, dv, dy, q, k, v, probs, starts, NS, H, KVH, D);
-    aha_attention_backward_ref(rdq, rdk, rdv, dy, q, k, v, rprobs, starts, NS, H, KVH, D);
+    fast->attention_backward(fast, dq, dk, dv, dy, q, k, v, out, lse, &seqs, H, KVH, D);
+    ref->attention_backward(ref, rdq, rdk, rdv, dy, q, k, v, rout, rlse, &seqs, H, KVH, D);
     assert_close("attention dq (vector)", dq, rdq, (size_t)T * qd, 1e-5f);
     assert_close("attention dk (vector)", dk, rdk, (size_t)T * kvd, 1e-5f);
     assert_close("attention dv (vector)", dv, rdv, (size_t)T * kvd, 1e-5f);
-    free(q), free(k), free(v), free(dy), free(out), free(probs), free(rout), free(rprobs);
+    free(q), free(k), free(v), free(dy), free(out), free(lse), free(rout), free(rlse);
     free(dq), free(dk), free(dv), free(rdq), free(rdk), free(rdv), free(row_out), free(row_probs);
+    aha_backend_free(ref), aha_backend_free(fast);
 }
 
 static void test_attention_vector_path(void **state) {

@@ -19,7 +19,7 @@ static void test_adamw_matches_hand_computed(void **state) {
     const float lrs[STEPS] = {1e-2f, 5e-3f, 2e-2f, 1e-3f};
     AhaAdamWConfig cfg = {.beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .weight_decay = 0.1f};
     AhaAdamW opt;
-    assert_int_equal(aha_adamw_init(&opt, N, &cfg), 0);
+    assert_int_equal(aha_adamw_init(&opt, NULL, N, &cfg), 0); /* host memory: the cpu backend */
     for (int s = 1; s <= STEPS; s++) {
         float g[N];
         for (int i = 0; i < N; i++) g[i] = (float)(sin(3.0 * i + s) * (i + 1));
@@ -42,27 +42,27 @@ static void test_adamw_matches_hand_computed(void **state) {
 static void test_clip_grad_norm(void **state) {
     (void)state;
     float g[4] = {3.0f, 0.0f, -4.0f, 0.0f};
-    assert_float_equal(aha_clip_grad_norm(g, 4, 0.0f), 5.0f, 1e-6); /* 0: no clipping */
+    assert_float_equal(aha_clip_grad_norm(NULL, g, 4, 0.0f), 5.0f, 1e-6); /* 0: no clipping */
     assert_float_equal(g[0], 3.0f, 0.0);
-    assert_float_equal(aha_clip_grad_norm(g, 4, 10.0f), 5.0f, 1e-6); /* under the limit */
+    assert_float_equal(aha_clip_grad_norm(NULL, g, 4, 10.0f), 5.0f, 1e-6); /* under the limit */
     assert_float_equal(g[2], -4.0f, 0.0);
-    assert_float_equal(aha_clip_grad_norm(g, 4, 1.0f), 5.0f, 1e-6);
+    assert_float_equal(aha_clip_grad_norm(NULL, g, 4, 1.0f), 5.0f, 1e-6);
     assert_float_equal(g[0], 0.6f, 1e-6);
     assert_float_equal(g[2], -0.8f, 1e-6);
-    assert_float_equal(aha_clip_grad_norm(g, 4, 0.0f), 1.0f, 1e-5);
+    assert_float_equal(aha_clip_grad_norm(NULL, g, 4, 0.0f), 1.0f, 1e-5);
 }
 
 static void test_bad_settings(void **state) {
     (void)state;
     AhaAdamW opt;
     AhaAdamWConfig bad = {.beta1 = 1.0f, .beta2 = 0.999f, .eps = 1e-8f};
-    assert_int_equal(aha_adamw_init(&opt, 3, &bad), -1);
+    assert_int_equal(aha_adamw_init(&opt, NULL, 3, &bad), -1);
     assert_non_null(strstr(aha_error_message(), "beta1"));
     bad = (AhaAdamWConfig){.beta1 = 0.9f, .beta2 = 0.999f, .eps = 0.0f};
-    assert_int_equal(aha_adamw_init(&opt, 3, &bad), -1);
+    assert_int_equal(aha_adamw_init(&opt, NULL, 3, &bad), -1);
     assert_non_null(strstr(aha_error_message(), "eps"));
     bad = (AhaAdamWConfig){.beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = -1.0f};
-    assert_int_equal(aha_adamw_init(&opt, 3, &bad), -1);
+    assert_int_equal(aha_adamw_init(&opt, NULL, 3, &bad), -1);
     assert_non_null(strstr(aha_error_message(), "weight_decay"));
 }
 

@@ -14,7 +14,7 @@
 static AhaModel *tiny_model(int which, uint64_t seed) {
     AhaModelConfig c;
     tiny_config(&c, which);
-    AhaModel *m = aha_model_create(&c);
+    AhaModel *m = aha_model_create(&c, NULL);
     assert_non_null(m);
     tiny_init(m, seed);
     return m;
@@ -109,7 +109,9 @@ static void test_fast_kernels_match_reference(void **state) {
         float lp_fast[13], ent_fast[13], lp_ref[13], ent_ref[13];
         assert_int_equal(aha_model_forward(m, &b), 0);
         assert_int_equal(aha_model_logprobs(m, targets, 0.7f, lp_fast, ent_fast), 0);
-        m->kernels = aha_kernels_cpu_ref();
+        AhaBackend *ref = aha_backend_create("cpu-ref", NULL);
+        assert_non_null(ref);
+        assert_int_equal(aha_model_set_backend(m, ref, 1), 0);
         assert_int_equal(aha_model_forward(m, &b), 0);
         assert_int_equal(aha_model_logprobs(m, targets, 0.7f, lp_ref, ent_ref), 0);
         float d = fmaxf(max_abs_diff(lp_fast, lp_ref, T), max_abs_diff(ent_fast, ent_ref, T));
@@ -161,16 +163,18 @@ static void test_building_blocks_match_training(void **state) {
         float train[7 * 37], decode[7 * 37];
         assert_int_equal(aha_model_forward(m, &b), 0);
         assert_int_equal(aha_model_logits(m, train), 0);
-        float *kcache = calloc((size_t)L * T * KD, sizeof(float));
-        float *vcache = calloc((size_t)L * T * KD, sizeof(float));
-        float x[16], q[32], attn[32], probs[4 * 7];
+        /* one slot of T positions: keys of every layer, then values (AhaKvLayout) */
+        float *cache = calloc(2 * (size_t)L * T * KD, sizeof(float));
+        AhaKvLayout kv = {.n_layers = L, .n_slots = 1, .max_len = T, .kv_dim = KD};
+        int slot = 0;
+        float x[16], q[32], attn[32];
         for (int pos = 0; pos < T; pos++) {
             assert_int_equal(aha_model_embed(m, x, &tokens[pos], 1), 0);
             for (int l = 0; l < L; l++) {
-                float *kc = kcache + (size_t)l * T * KD, *vc = vcache + (size_t)l * T * KD;
+                float *kc = cache + (size_t)l * T * KD, *vc = cache + (size_t)(L + l) * T * KD;
                 assert_int_equal(aha_layer_qkv(m, l, q, kc + pos * KD, vc + pos * KD, x, &pos, 1), 0);
-                m->kernels->attention_row_forward(attn, probs, q, kc, vc, pos + 1, KD,
-                                                  c->num_heads, c->num_kv_heads, c->head_dim);
+                m->backend->attention_decode(m->backend, attn, q, cache, &kv, l, &slot, &pos, 1,
+                                             c->num_heads, c->num_kv_heads, c->head_dim);
                 assert_int_equal(aha_layer_attn_out(m, l, x, attn, 1), 0);
                 assert_int_equal(aha_layer_ffn(m, l, x, 1), 0);
             }
@@ -180,8 +184,7 @@ static void test_building_blocks_match_training(void **state) {
         (void)QD;
         float d = max_abs_diff(train, decode, (size_t)T * V);
         if (d > 1e-5f) fail_msg("%s: decode vs training differ by %g", tiny_name(which), (double)d);
-        free(kcache);
-        free(vcache);
+        free(cache);
         aha_model_free(m);
     }
 }
@@ -235,7 +238,7 @@ static void test_bad_batches_are_errors(void **state) {
     AhaModelConfig c;
     tiny_config(&c, TINY_QWEN3);
     c.num_kv_heads = 3;
-    assert_null(aha_model_create(&c));
+    assert_null(aha_model_create(&c, NULL));
     assert_non_null(strstr(aha_error_message(), "num_key_value_heads"));
 }
 

@@ -52,12 +52,13 @@ static float uniform(void) {
     return (float)((rng >> 40) & 0xffffff) / 16777216.0f - 0.5f;
 }
 
-static void check_variant(int which, const AhaKernels *kernels) {
+static void check_variant(int which, const char *backend) {
     AhaModelConfig c;
     tiny_config(&c, which);
-    AhaModel *m = aha_model_create(&c);
+    AhaBackend *be = aha_backend_create(backend, NULL);
+    assert_non_null(be);
+    AhaModel *m = aha_model_create(&c, be);
     assert_non_null(m);
-    m->kernels = kernels;
     tiny_init(m, 100 + which);
     for (int t = 0; t < T; t++) {
         targets[t] = t % 4 == 3 ? -1 : (t * 5 + 2) % c.vocab_size;
@@ -111,36 +112,37 @@ static void check_variant(int which, const AhaKernels *kernels) {
         }
         if (err > 2e-2)
             fail_msg("%s [%s]: %s: analytic %.6g vs numeric %.6g", tiny_name(which),
-                     kernels->name, t->name, analytic, numeric);
+                     be->name, t->name, analytic, numeric);
     }
-    printf("  %-48s [%s] worst relative error %.2e (%s)\n", tiny_name(which), kernels->name,
+    printf("  %-48s [%s] worst relative error %.2e (%s)\n", tiny_name(which), be->name,
            worst, worst_name);
     free(saved);
     free(dir);
     aha_model_free(m);
+    aha_backend_free(be);
 }
 
 static void test_qwen3(void **state) {
     (void)state;
-    check_variant(TINY_QWEN3, aha_kernels_cpu());
-    check_variant(TINY_QWEN3, aha_kernels_cpu_ref());
+    check_variant(TINY_QWEN3, "cpu");
+    check_variant(TINY_QWEN3, "cpu-ref");
 }
 static void test_qwen3_sparse_step(void **state) {
     (void)state;
-    check_variant(TINY_QWEN3_SPARSE_STEP, aha_kernels_cpu());
+    check_variant(TINY_QWEN3_SPARSE_STEP, "cpu");
 }
 static void test_qwen2(void **state) {
     (void)state;
-    check_variant(TINY_QWEN2, aha_kernels_cpu());
-    check_variant(TINY_QWEN2, aha_kernels_cpu_ref());
+    check_variant(TINY_QWEN2, "cpu");
+    check_variant(TINY_QWEN2, "cpu-ref");
 }
 static void test_olmoe(void **state) {
     (void)state;
-    check_variant(TINY_OLMOE, aha_kernels_cpu());
+    check_variant(TINY_OLMOE, "cpu");
 }
 static void test_mixtral_tied(void **state) {
     (void)state;
-    check_variant(TINY_MIXTRAL_TIED, aha_kernels_cpu());
+    check_variant(TINY_MIXTRAL_TIED, "cpu");
 }
 
 /* backward accumulates: twice the call, twice the gradient */
@@ -148,7 +150,7 @@ static void test_backward_accumulates(void **state) {
     (void)state;
     AhaModelConfig c;
     tiny_config(&c, TINY_QWEN2);
-    AhaModel *m = aha_model_create(&c);
+    AhaModel *m = aha_model_create(&c, NULL);
     tiny_init(m, 5);
     for (int t = 0; t < T; t++) {
         targets[t] = t % c.vocab_size;

@@ -90,7 +90,7 @@ static void compare(const AhaModel *m, const Batch *b, const Result *one, const 
 static void check_variant(int which, int threads) {
     AhaModelConfig c;
     tiny_config(&c, which);
-    AhaModel *m = aha_model_create(&c);
+    AhaModel *m = aha_model_create(&c, NULL);
     assert_non_null(m);
     tiny_init(m, 300 + which);
     static Batch b;
@@ -124,7 +124,7 @@ static void test_small_batches(void **state) {
     (void)state;
     AhaModelConfig c;
     tiny_config(&c, TINY_QWEN3);
-    AhaModel *m = aha_model_create(&c);
+    AhaModel *m = aha_model_create(&c, NULL);
     assert_non_null(m);
     tiny_init(m, 9);
     static Batch b;
@@ -143,7 +143,7 @@ static void test_empty_sequences(void **state) {
     (void)state;
     AhaModelConfig c;
     tiny_config(&c, TINY_QWEN3);
-    AhaModel *m = aha_model_create(&c);
+    AhaModel *m = aha_model_create(&c, NULL);
     assert_non_null(m);
     tiny_init(m, 11);
     static Batch b;

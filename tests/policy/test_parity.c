@@ -232,7 +232,7 @@ static void test_adamw_steps(void **state) {
     int steps = (int)json_integer_value(json_object_get(hp, "steps"));
     assert_int_equal((int)json_array_size(norms), steps);
     AhaAdamW opt;
-    assert_int_equal(aha_adamw_init(&opt, m->params.count, &cfg), 0);
+    assert_int_equal(aha_adamw_init(&opt, m->backend, m->params.count, &cfg), 0);
     assert_int_equal(aha_model_alloc_grads(m), 0);
     AhaBatch batch = {.n_seqs = fx.n_seqs, .seq_start = fx.seq_start, .tokens = fx.tokens};
     float *logprob = calloc((size_t)fx.T, sizeof *logprob);
@@ -243,7 +243,7 @@ static void test_adamw_steps(void **state) {
         assert_int_equal(aha_model_logprobs(m, fx.targets, 1.0f, logprob, NULL), 0);
         aha_model_zero_grads(m);
         assert_int_equal(aha_model_backward(m, dlogprob, 0.0f), 0);
-        float norm = aha_clip_grad_norm(m->grads.memory, m->grads.count, max_norm);
+        float norm = aha_clip_grad_norm(m->backend, m->grads.memory, m->grads.count, max_norm);
         double want = json_real_value(json_array_get(norms, (size_t)step));
         print_message("%s: step %d grad norm %.7f (torch %.7f)\n", arch, step + 1, norm, want);
         assert_true(fabs(norm - want) < TOLERANCE * want);

@@ -29,7 +29,7 @@ static int setup(void **state) {
     if (!tmp) return -1;
     AhaModelConfig cfg;
     if (aha_model_config_load(&cfg, TINY_DIR "/config.json") != 0) return -1;
-    AhaModel *m = aha_model_create(&cfg);
+    AhaModel *m = aha_model_create(&cfg, NULL);
     if (!m) return -1;
     aha_model_init_random(m, 11, 0.2f);
     AhaModelSource src = {.dtype = AHA_DTYPE_F32, .layout = AHA_EXPERT_LAYOUT_PER_EXPERT};

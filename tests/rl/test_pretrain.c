@@ -122,7 +122,7 @@ static void test_short_run_learns_and_saves(void **state) {
     assert_non_null(trained);
     AhaTokenizer *tok = aha_tokenizer_load(fx->out); /* the tokenizer was copied beside it */
     assert_non_null(tok);
-    AhaModel *fresh = aha_model_create(&trained->cfg);
+    AhaModel *fresh = aha_model_create(&trained->cfg, NULL);
     aha_model_init_random(fresh, 1234, 0.1f);
     const char *doc = "3+1<answer>4</answer>";
     double before = document_loss(fresh, tok, doc), after = document_loss(trained, tok, doc);

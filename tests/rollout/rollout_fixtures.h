@@ -35,7 +35,7 @@ static inline AhaModel *tiny_model(int arch, uint64_t seed) {
     }
     if (arch == ARCH_QWEN2) cfg.shared_expert_intermediate_size = 16;
     if (arch == ARCH_OLMOE) cfg.tie_word_embeddings = 1;
-    AhaModel *m = aha_model_create(&cfg);
+    AhaModel *m = aha_model_create(&cfg, NULL);
     if (m) aha_model_init_random(m, seed, 0.3f);
     return m;
 }

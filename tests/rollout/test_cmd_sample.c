@@ -31,7 +31,7 @@ static int make_dir_model(const char *dir, int vocab) {
     cfg.num_experts_per_tok = 2;
     cfg.moe_intermediate_size = 8;
     cfg.max_position_embeddings = 128;
-    AhaModel *m = aha_model_create(&cfg);
+    AhaModel *m = aha_model_create(&cfg, NULL);
     if (!m) return -1;
     aha_model_init_random(m, 3, 0.5f);
     int rc = aha_model_save_dir(m, dir, NULL, AHA_DTYPE_F32);

@@ -63,7 +63,7 @@ static void test_greedy_cache_equals_full_recompute(void **state) {
                              t, c->tokens[t], argmax_row(last, V));
                 float lp;
                 int target = c->tokens[t];
-                m->kernels->logprob_forward(&lp, NULL, last, &target, 1, V, 1.0f);
+                m->backend->logprob_forward(m->backend, &lp, NULL, last, &target, 1, V, 1.0f);
                 max_logit_diff = fmax(max_logit_diff, fabs(lp - c->logprobs[t]));
                 seq[len] = c->tokens[t];
             }
@@ -128,7 +128,7 @@ static double trainer_logprob_diff(AhaModel *m, const TestPrompts *p, const Coll
 }
 
 /* With the model's own kernels (OpenBLAS sgemm) the trainer's log-probs are within 1e-5 of
- * the sampler's; with aha_kernels_batch_invariant they are bit-equal. */
+ * the sampler's; on a batch-invariant context (aha_backend_invariant_like) they are bit-equal. */
 static void test_sampled_logprobs_match_trainer(void **state) {
     (void)state;
     static const struct { float t, top_p; int top_k; } settings[] = {
@@ -151,12 +151,12 @@ static void test_sampled_logprobs_match_trainer(void **state) {
                           settings[i].top_k, diff, exact, scored);
             assert_true(diff <= 1e-5);
             /* A trainer forward on the batch-invariant kernels agrees bit for bit. */
-            const AhaKernels *own = m->kernels;
-            AhaKernels invariant;
-            aha_kernels_batch_invariant(&invariant, own);
-            m->kernels = &invariant;
+            AhaBackend *own = m->backend, *invariant = aha_backend_invariant_like(own);
+            assert_non_null(invariant);
+            m->backend = invariant;
             diff = trainer_logprob_diff(m, &p, &got, t_train, &exact, &scored);
-            m->kernels = own;
+            m->backend = own;
+            aha_backend_free(invariant);
             if (diff != 0.0 || exact != scored)
                 fail_msg("invariant kernels: max diff %.3g, bit-equal %d of %d", diff, exact, scored);
             collected_free(&got);
