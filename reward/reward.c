@@ -341,17 +341,24 @@ int aha_reward_set_score(AhaRewardSet *set, const AhaRewardSample *samples, int 
     Batch batch = {.set = set, .samples = samples, .n = n, .values = values};
     atomic_init(&batch.next, 0);
     int threads = set->jobs < n ? set->jobs : n;
-    pthread_t tids[threads > 0 ? threads : 1];
-    WorkerArg args[threads > 0 ? threads : 1];
+    if (threads < 1) threads = 1;
+    /* helper threads 1..threads-1; the caller is worker 0. Without memory for them (or when a
+     * thread cannot start) the remaining samples are scored by the threads that did start. */
+    pthread_t *tids = threads > 1 ? malloc((size_t)threads * sizeof *tids) : NULL;
+    WorkerArg *args = threads > 1 ? malloc((size_t)threads * sizeof *args) : NULL;
     int started = 0;
-    for (int t = 1; t < threads; t++) {
-        args[t] = (WorkerArg){.batch = &batch, .worker = t};
-        if (pthread_create(&tids[t], NULL, worker_main, &args[t]) != 0) break;
-        started = t;
+    if (tids && args) {
+        for (int t = 1; t < threads; t++) {
+            args[t] = (WorkerArg){.batch = &batch, .worker = t};
+            if (pthread_create(&tids[t], NULL, worker_main, &args[t]) != 0) break;
+            started = t;
+        }
     }
-    args[0] = (WorkerArg){.batch = &batch, .worker = 0};
-    worker_main(&args[0]);
+    WorkerArg caller = {.batch = &batch, .worker = 0};
+    worker_main(&caller);
     for (int t = 1; t <= started; t++) pthread_join(tids[t], NULL);
+    free(tids);
+    free(args);
     if (total) {
         for (int i = 0; i < n; i++) {
             double sum = 0.0;
