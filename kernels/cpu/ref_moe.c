@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cpu_internal.h"
+#include "kernels/cuda/device_math.h"
 
 int aha_routing_unsupported(AhaBackend *be, const AhaRouting *r) {
     if (r->score != AHA_ROUTER_SOFTMAX || r->bias != NULL || r->n_groups != 0 ||
@@ -20,29 +21,10 @@ int aha_routing_unsupported(AhaBackend *be, const AhaRouting *r) {
     return 0;
 }
 
-/* softmax over E in place, then the k largest (ties: lower index first) */
+/* softmax over E in place, then the k largest (ties: lower index first): the same function
+ * the CUDA routing kernel runs (kernels/cuda/device_math.h), so both backends route alike */
 void aha_router_topk_row(float *p, float *w, int *idx, int E, int k, int renormalize) {
-    float max = -INFINITY, sum = 0.0f;
-    for (int e = 0; e < E; e++) max = fmaxf(max, p[e]);
-    for (int e = 0; e < E; e++) {
-        p[e] = expf(p[e] - max);
-        sum += p[e];
-    }
-    for (int e = 0; e < E; e++) p[e] /= sum;
-    float wsum = 0.0f;
-    for (int j = 0; j < k; j++) {
-        int best = -1;
-        for (int e = 0; e < E; e++) {
-            int taken = 0;
-            for (int i = 0; i < j; i++) taken |= idx[i] == e;
-            if (!taken && (best < 0 || p[e] > p[best])) best = e;
-        }
-        idx[j] = best;
-        w[j] = p[best];
-        wsum += p[best];
-    }
-    if (renormalize)
-        for (int j = 0; j < k; j++) w[j] /= wsum;
+    aha_dm_route_token(p, E, k, renormalize, idx, w);
 }
 
 /* through the top-k weights (and their renormalization) to the probabilities, plus the
